@@ -1,0 +1,1 @@
+"""DPE workbench core: all logic, importable without Streamlit or FastAPI."""

@@ -1,0 +1,109 @@
+"""Fixtures shared by all tests: isolated settings, the shared ADEME sample,
+S3 over HTTP (moto server) and a real MLflow server, all on 127.0.0.1."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings
+from tests.servers import free_port, mlflow_server_command, running
+
+ROOT = Path(__file__).resolve().parents[1]
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Settings with their own DPE_HOME: nothing shared with other tests or the user."""
+    return Settings(
+        _env_file=None,
+        home=tmp_path / "home",
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real ADEME sample. Skipped where absent, unless DPE_REQUIRE_SHARED_DATA=1 (CI)."""
+    path = os.environ.get("DPE_SHARED_DATA")
+    if path and (Path(path) / "dpe_tertiaire_sample.csv").exists():
+        return Path(path)
+    if os.environ.get("DPE_REQUIRE_SHARED_DATA") == "1":
+        pytest.fail(f"DPE_SHARED_DATA={path!r} has no dpe_tertiaire_sample.csv, and CI requires it")
+    pytest.skip("real ADEME sample not present (set DPE_SHARED_DATA=../shared/data)")
+
+
+@pytest.fixture(scope="session")
+def sample_csv(shared_data) -> Path:
+    return shared_data / "dpe_tertiaire_sample.csv"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A moto S3 server over HTTP on loopback; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint, request) -> str:
+    """A fresh bucket for one test; yields its name."""
+    import boto3
+
+    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-[]") + "-b"
+    name = "".join(c if c.isalnum() or c == "-" else "-" for c in name)
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory) -> str:
+    """A real `mlflow server` process on loopback over SQLite; yields its tracking URI."""
+    home = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with running(
+        mlflow_server_command(home, port), f"{url}/health", home / "server.log", timeout_s=90
+    ):
+        yield url
+
+
+def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT):
+    """Run `python -m core ARGS --json`; returns (exit code, parsed stdout or None, stderr)."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "core", *args, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+    try:
+        payload = json.loads(completed.stdout) if completed.stdout.strip() else None
+    except json.JSONDecodeError:
+        payload = None
+    return completed.returncode, payload, completed.stderr
+
+
+def cli_env(settings: Settings) -> dict:
+    """Environment variables that make a CLI subprocess use these settings."""
+    env = {"DPE_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    if settings.model_store_uri:
+        env["DPE_MODEL_STORE_URI"] = settings.model_store_uri
+    if settings.s3_endpoint_url:
+        env["DPE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
+    return env
