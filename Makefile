@@ -46,16 +46,45 @@ format: install
 test: install system-deps lint
 	$(PY) -m pytest
 
+# The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1, dclint).
+.PHONY: lint-deploy
+lint-deploy: install system-deps
+	$(PY) -m pytest -q tests/test_deploy.py -m "not slow"
+
 ingest: install
 	$(PY) -m core ingest
 
 bench: install
 	$(PY) -m bench
 
+# `make run`: DPE_HOME and the ports as core.config.Settings resolves them (environment, then
+# .env, then defaults), printed as shell assignments; ingest when there is no dataset yet (no
+# DuckDB file: no need to ask `core status`, which takes seconds to import); then
+# honcho runs the Procfile (MLflow, API, workbench) and stops all three on Ctrl-C (its exit code
+# 130 then is a normal stop). Settings has already read .env, so honcho reads no env file (its
+# .env would override the environment).
+RUN_SETTINGS := from shlex import quote; from core.config import get_settings; s = get_settings(); \
+	print(f"DPE_HOME={quote(str(s.home.resolve()))} DPE_MLFLOW_PORT={s.mlflow_port}" \
+	f" DPE_API_PORT={s.api_port} DPE_UI_PORT={s.ui_port} MLFLOW_TRACKING_URI={quote(s.tracking_uri)}" \
+	f" duckdb={quote(str(s.duckdb_path.resolve()))}")
+
 run: install
-	@$(PY) -m core status --quiet-if-data || $(PY) -m core ingest || \
-		echo "Ingest failed: point DPE_SOURCE at an ADEME CSV (DPE_SOURCE=path/to/export.csv make run)."
-	@echo "make run: services (MLflow, API, workbench) are wired in by the deployment issue."
+	@settings="$$($(PY) -c '$(RUN_SETTINGS)')" || exit 1; eval "$$settings"; \
+	export DPE_HOME DPE_MLFLOW_PORT DPE_API_PORT DPE_UI_PORT MLFLOW_TRACKING_URI; \
+	mkdir -p "$$DPE_HOME/mlflow/artifacts"; \
+	if [ ! -f "$$duckdb" ] || ! $(PY) -m core status --quiet-if-data 2>/dev/null; then \
+		echo "make run: no data in $$DPE_HOME yet, ingesting DPE_SOURCE"; \
+		$(PY) -m core ingest || printf '%s\n' \
+			"make run: ingest failed. To load an ADEME CSV export instead of the ADEME API:" \
+			"  DPE_SOURCE=/path/to/dpe_tertiaire.csv make run" \
+			"  (or later: $(PY) -m core ingest --source /path/to/file.csv)" \
+			"Starting the workbench without data."; \
+	fi; \
+	printf '%s\n' "make run: starting, Ctrl-C stops all three" \
+		"  MLflow UI  http://127.0.0.1:$$DPE_MLFLOW_PORT" \
+		"  API        http://127.0.0.1:$$DPE_API_PORT  (docs: /docs)" \
+		"  Workbench  http://127.0.0.1:$$DPE_UI_PORT"; \
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start --env /dev/null || [ $$? = 130 ]
 
 clean:
 	rm -rf $(VENV) var

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     drift_psi_threshold: float = 0.2
     drift_p_value: float = 0.01
     drift_min_rows: int = 50
+    log_predictions: bool = True
+    log_flush_rows: int = 1_000
+    log_flush_s: float = 5.0
 
     @property
     def duckdb_path(self) -> Path:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from tests.servers import free_port, mlflow_server_command, running
+from tests.servers import MLFLOW_SERVER_ENV, free_port, mlflow_server_command, running
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,9 +76,9 @@ def mlflow_server(tmp_path_factory) -> str:
     home = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running(
-        mlflow_server_command(home, port), f"{url}/health", home / "server.log", timeout_s=90
-    ):
+    command = mlflow_server_command(home, port)
+    log_path = home / "server.log"
+    with running(command, f"{url}/health", log_path, env=MLFLOW_SERVER_ENV, timeout_s=90):
         yield url
 
 

@@ -1,6 +1,8 @@
 """Start real server processes on 127.0.0.1 for tests, and stop them."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,13 +63,15 @@ def running(
 
 
 def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
+    """Stop the process and its children (it leads its own session: see `running`)."""
+    for sig, wait_s in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=wait_s)
+            return
         except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            continue
 
 
 def mlflow_server_command(

@@ -1,0 +1,39 @@
+# One image for the DPE workbench's processes: the API (default command), the Streamlit workbench
+# and the MLflow server (docker-compose.yml picks the command). Build: docker build -t dpe-workbench .
+# The base is pinned by exact tag and by digest: update both together.
+FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MLFLOW_DISABLE_TELEMETRY=true \
+    DO_NOT_TRACK=true \
+    DPE_HOME=/data \
+    DPE_HEALTHCHECK_URL=http://127.0.0.1:8000/health
+
+# An unprivileged user; DPE_HOME is its only writable place (volumes in docker-compose.yml,
+# predictions/ being the prediction log the API and the workbench share).
+RUN groupadd --system --gid 10001 dpe \
+    && useradd --system --uid 10001 --gid dpe --create-home --home-dir /home/dpe dpe \
+    && mkdir -p /data/predictions \
+    && chown -R dpe:dpe /data
+
+WORKDIR /app
+
+# Dependencies first: this layer is rebuilt only when requirements.txt changes.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+# The code (.dockerignore lets through only what runs), owned by root: read-only for the app.
+COPY . .
+
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 8000 8501 5000
+
+# The process's own health URL (API /health, Streamlit /_stcore/health, MLflow /health).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=6 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['DPE_HEALTHCHECK_URL'], timeout=4)"]
+
+CMD ["uvicorn", "api.main:app", "--host", "0.0.0.0", "--port", "8000"]

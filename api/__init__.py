@@ -1,0 +1,1 @@
+"""The FastAPI sidecar serving the champion model: `uvicorn api.main:app`."""

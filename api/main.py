@@ -1,0 +1,111 @@
+"""The FastAPI sidecar: `uvicorn api.main:app --host 127.0.0.1 --port 8000`.
+
+The champion is loaded from the model store when the app starts, without holding the start
+up: until it is loaded (store empty or unreachable), /health answers 503 and the watcher keeps
+trying every DPE_RELOAD_INTERVAL_S; it also swaps in each newly promoted champion.
+"""
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from api.routers import admin, health, model, predict
+from api.state import ServingState
+from core.config import DEFAULT_API_TOKEN, Settings, get_settings
+from core.errors import DpeError
+from core.monitoring import PredictionLogger
+from core.predict import PredictionSink
+
+log = logging.getLogger("api")
+
+
+def check_production_token(settings: Settings) -> None:
+    if settings.env == "production" and settings.api_token in ("", DEFAULT_API_TOKEN):
+        raise DpeError(
+            "DPE_ENV=production needs a DPE_API_TOKEN of your own: "
+            f"it is {'empty' if not settings.api_token else 'the default one'}"
+        )
+
+
+class BodySizeLimit:
+    """413 before reading a body whose Content-Length is above DPE_MAX_UPLOAD_MB: FastAPI
+    would otherwise read (and spool) the whole upload before any route code runs."""
+
+    def __init__(self, app, settings: Settings | None):
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            limit_mb = (self.settings or get_settings()).max_upload_mb
+            length = dict(scope["headers"]).get(b"content-length", b"0")
+            if length.isdigit() and int(length) > limit_mb * 2**20:
+                response = JSONResponse(
+                    {
+                        "detail": f"request body of {int(length)} bytes: at most {limit_mb} MB "
+                        "(DPE_MAX_UPLOAD_MB)"
+                    },
+                    status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                )
+                return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def create_app(
+    settings: Settings | None = None, prediction_sink: PredictionSink | None = None
+) -> FastAPI:
+    """The app. `settings` replaces get_settings() everywhere (tests); `prediction_sink`
+    receives every prediction off the request path (see core.predict.PredictionSink)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Our INFO lines (which champion is served, why none is) next to uvicorn's.
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+        active = settings or get_settings()
+        try:
+            check_production_token(active)
+        except DpeError as error:
+            log.error("refusing to start: %s", error)
+            raise
+        sink, logger = prediction_sink, None
+        if sink is None and active.log_predictions:
+            logger = PredictionLogger(active)  # core.monitoring: writes off the request path
+            sink = logger.log
+        app.state.serving = ServingState(active, sink)
+        watcher = asyncio.create_task(app.state.serving.watch())
+        yield
+        watcher.cancel()
+        if logger:
+            logger.close()  # writes what is still queued
+
+    app = FastAPI(
+        title="DPE workbench API",
+        summary="Energy label (A–G) of tertiary buildings, from the promoted champion model.",
+        version="1.0",
+        lifespan=lifespan,
+    )
+    if settings is not None:
+        app.dependency_overrides[get_settings] = lambda: settings
+    app.add_middleware(BodySizeLimit, settings=settings)
+    for router in (health.router, model.router, predict.router, admin.router):
+        app.include_router(router)
+
+    @app.exception_handler(DpeError)
+    async def user_error(request: Request, error: DpeError):
+        return JSONResponse({"detail": str(error)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(
+            {"detail": f"internal error ({type(error).__name__}): {error}"},
+            status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,156 @@
+"""Request and response bodies, with the examples OpenAPI shows at /docs.
+
+A record here checks types only (text for categories, numbers for numbers): bounds and
+categories are the model's to judge, so a well-formed record it cannot take is answered in
+a 200 with its error rather than rejected with a 422 (`core.predict` validates).
+"""
+
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
+
+from core.schema import LABELS, RECORD_FIELDS
+
+RECORD_EXAMPLE = {
+    "secteur_activite": "W : Administrations, banques, bureaux",
+    "periode_construction": "1989-2000",
+    "categorie_erp": "5ème Catégorie",
+    "methode_du_dpe": "dpe tertiaire facture",
+    "version_dpe": 2.2,
+    "surface_utile": 850.0,
+    "annee_construction": 1995,
+    "type_energie_n_1": "Électricité",
+    "conso_kwhep_m2_an": 180.0,
+    "emission_ges_kgco2_m2_an": 12.0,
+    "n_departement_ban": "69",
+}
+PROBABILITIES_EXAMPLE = dict(zip(LABELS, (0.0, 0.05, 0.8, 0.1, 0.05, 0.0, 0.0), strict=True))
+
+
+def _field(spec):
+    # Integers are numbers here: 1990.5 is the model's to refuse (200 + error), as in a CSV.
+    python_type = str if spec.kind == "category" else float
+    description = spec.description + (f" ({spec.unit})" if spec.unit else "")
+    return (
+        python_type | None,
+        Field(
+            default=None,
+            validation_alias=AliasChoices(spec.name, spec.official),
+            description=f"{description}. Official name: `{spec.official}`.",
+        ),
+    )
+
+
+class _RecordBase(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore",
+        str_strip_whitespace=True,
+        json_schema_extra={"examples": [RECORD_EXAMPLE]},
+    )
+
+
+Record = create_model(
+    "Record",
+    __base__=_RecordBase,
+    __doc__="One building. Every field is optional; snake_case or official ADEME names.",
+    **{spec.name: _field(spec) for spec in RECORD_FIELDS.values()},
+)
+
+
+class PredictRequest(BaseModel):
+    records: list[Record] = Field(min_length=1, description="1 to DPE_MAX_BATCH_ROWS records")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"records": [RECORD_EXAMPLE, {"Secteur_activité": "M : Magasins de vente"}]}
+            ]
+        }
+    )
+
+
+class Prediction(BaseModel):
+    label: str | None = Field(description="A–G; null when the record could not be predicted")
+    probabilities: dict[str, float] | None = Field(description="per label, A to G")
+    error: str | None = Field(
+        default=None, description="why the record was not predicted (field and reason)"
+    )
+
+
+class PredictResponse(BaseModel):
+    model_version: str
+    predictions: list[Prediction] = Field(description="one per record, in order")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "3",
+                    "predictions": [
+                        {"label": "C", "probabilities": PROBABILITIES_EXAMPLE, "error": None},
+                        {
+                            "label": None,
+                            "probabilities": None,
+                            "error": "Secteur_activité='M : Magasins de vente' is not a "
+                            "category the model knows (see its input_schema)",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded", "unavailable"]
+    model_version: str | None = None
+    loaded_at: str | None = Field(default=None, description="ISO 8601, UTC")
+    detail: str | None = Field(default=None, description="what is wrong, when something is")
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"status": "ok", "model_version": "3", "loaded_at": "2026-01-05T10:00:00+00:00"}
+            ]
+        }
+    )
+
+
+class Reload(BaseModel):
+    reloaded: bool = Field(description="true when a new champion was loaded")
+    model_version: str | None
+    detail: str | None = None
+
+
+class Problem(BaseModel):
+    detail: str
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "what went wrong"}]})
+
+
+MANIFEST_EXAMPLE = {
+    "registered_model": "dpe",
+    "model_version": "3",
+    "run_id": "0f6c2b1d9e5a4f7c8b3a2d1e0f9c8b7a",
+    "model_uri": "models:/dpe/3",
+    "promoted_at": "2026-01-05T10:00:00+00:00",
+    "dataset_version": "5a1f0c9e2b7d4e3a",
+    "feature_set": "with-consumption",
+    "model_family": "rf",
+    "labels": list(LABELS),
+    "metrics": {"accuracy": 0.93, "macro_f1": 0.9},
+    "input_schema": [
+        {
+            "name": "surface_utile",
+            "type": "number",
+            "required": False,
+            "categories": None,
+            "min": 0,
+            "max": 1000000,
+            "unit": "m²",
+        }
+    ],
+    "model_dir": "v3",
+    "model_file": "v3/model.pkl",
+    "files": {"v3/model.pkl": "sha256 hex digest"},
+}

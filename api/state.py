@@ -1,0 +1,64 @@
+"""The champion the API serves, kept fresh from the model store.
+
+`refresh()` re-reads the manifest and, when a new champion was promoted, loads it and swaps
+the reference in one assignment: a request holds the champion it started with until it ends,
+so a swap never changes a model under a request. While the store cannot be read, the
+champion already loaded keeps serving and the state says why (`/health`: degraded).
+"""
+
+import asyncio
+import logging
+import threading
+
+from core.config import Settings
+from core.errors import DpeError
+from core.predict import Champion, PredictionSink, load_champion, manifest_key, read_manifest
+from core.storage import Store
+
+log = logging.getLogger(__name__)
+
+
+class ServingState:
+    def __init__(self, settings: Settings, sink: PredictionSink | None = None):
+        self.settings = settings
+        self.sink = sink
+        self.champion: Champion | None = None
+        self.problem: str | None = "loading the champion model"
+        self._store: Store | None = None
+        self._lock = threading.Lock()  # the watcher and /admin/reload never load at once
+
+    def refresh(self) -> bool:
+        """Load the store's champion if it is not the one served; True when it swapped."""
+        with self._lock:
+            try:
+                self._store = self._store or Store(self.settings)
+                manifest = read_manifest(self._store)
+                current = self.champion
+                if current is not None and manifest_key(manifest) == manifest_key(current.manifest):
+                    self.problem = None
+                    return False
+                champion = load_champion(
+                    self.settings, manifest, store=self._store, sink=self.sink, fast_engines=False
+                )
+            except DpeError as error:
+                return self._failed(str(error))
+            except Exception as error:  # a bug must not stop the watcher: say it, keep serving
+                log.exception("loading the champion failed")
+                return self._failed(f"could not load the champion: {error}")
+            # Serve at once (sklearn), then compile: a cold start answers sooner.
+            self.champion, self.problem = champion, None
+            champion.compile()
+            log.info("serving champion %s (engines %s)", champion.model_version, champion.engines)
+            return True
+
+    def _failed(self, problem: str) -> bool:
+        if problem != self.problem:  # logged once per problem, not every interval
+            log.warning("champion not refreshed: %s", problem)
+        self.problem = problem
+        return False
+
+    async def watch(self) -> None:
+        """Refresh now, then every `reload_interval_s`, until cancelled."""
+        while True:
+            await asyncio.to_thread(self.refresh)
+            await asyncio.sleep(self.settings.reload_interval_s)

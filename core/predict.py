@@ -1,0 +1,637 @@
+"""The champion model: loading, input validation, single and batch prediction.
+
+One code path serves the API, the workbench's Predict and Batch pages and the CLI:
+- `load_champion(settings)` reads `models/dpe/champion/manifest.json` from the object store,
+  downloads the files it lists, checks every sha256 before unpickling anything, and builds
+  the predictor;
+- `Champion.predict(records)` answers a list of dicts (snake_case or official ADEME names,
+  every field optional): one result per record, with `error` set, and no label, when the
+  record is well formed but the model cannot take it (unknown category, value out of range);
+- `predict_frame(champion, frame)` does the same for a whole CSV, vectorised, and keeps
+  every row: the input columns, then `predicted_label`, `proba_A`..`proba_G` and `error`.
+
+Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a classifier.
+For one record, sklearn's RandomForest spends ~13 ms dispatching 300 trees one by one, so
+tree ensembles are also compiled with treelite: its GTIL predictor walks all the trees in
+one native call (~0.1 ms). GTIL is an interpreter, slower than sklearn per row on big
+batches, so it answers small batches only; big ones go through sklearn's own per-tree code,
+called directly on row chunks in threads (the tree code releases the GIL). Both engines are
+checked against `pipeline.predict_proba` at load time and dropped, with a warning, if they
+ever differ by more than `TOLERANCE`.
+"""
+
+import hashlib
+import io
+import json
+import logging
+import os
+import pickle
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.config import Settings
+from core.errors import DpeError
+from core.features import RecordEncoder
+from core.schema import LABELS, OFFICIAL_TO_SNAKE, RECORD_FIELDS
+from core.storage import Store
+
+log = logging.getLogger(__name__)
+
+CHAMPION_DIR = "models/dpe/champion"
+MANIFEST_PATH = f"{CHAMPION_DIR}/manifest.json"
+PREDICTION_COLUMNS = ("predicted_label", *(f"proba_{label}" for label in LABELS), "error")
+TOLERANCE = 1e-6  # largest difference to sklearn's probabilities a fast engine may show
+SMALL_BATCH = 64  # up to this many rows, the compiled model is faster than sklearn
+CHUNK_ROWS = 20_000  # rows predicted at a time in a batch: bounds memory, paces progress
+VERIFY_ROWS = 200  # synthetic records each engine is checked on at load time
+
+# A prediction sink receives (records, results, model_version, source) after each prediction,
+# on a background thread: records is a DataFrame of the snake_case record fields, results a
+# list of {"label", "probabilities", "error"}. `core.monitoring.PredictionLogger.log` fits.
+PredictionSink = Callable[[pd.DataFrame, list[dict], str, str], None]
+
+# Threads shared by every champion: forest chunks, and the prediction sink.
+_WORKERS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="dpe-predict")
+_SINK_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpe-prediction-sink")
+
+
+# --- Loading ------------------------------------------------------------------------------
+
+
+def read_manifest(store: Store) -> dict:
+    """The champion's manifest; DpeError when there is none or the store cannot be read."""
+    try:
+        data = store.read_bytes(MANIFEST_PATH)
+    except FileNotFoundError:
+        raise DpeError(
+            f"no champion model in {store.uri()}: train one and promote it "
+            "(python -m core promote RUN_ID)"
+        ) from None
+    try:
+        manifest = json.loads(data)
+    except ValueError as error:
+        raise DpeError(f"{store.uri(MANIFEST_PATH)} is not valid JSON: {error}") from error
+    missing = [key for key in ("model_version", "model_file", "files") if key not in manifest]
+    if missing:
+        raise DpeError(f"{store.uri(MANIFEST_PATH)} lacks {', '.join(missing)}")
+    return manifest
+
+
+def manifest_key(manifest: Mapping) -> tuple:
+    """What tells two champions apart: a new promotion changes it."""
+    return (
+        str(manifest.get("model_version")),
+        manifest.get("run_id"),
+        manifest["files"].get(manifest["model_file"]),
+    )
+
+
+def _download(store: Store, manifest: dict) -> dict[str, bytes]:
+    """Every file the manifest lists, its sha256 checked: {relative path: content}."""
+    files = {}
+    for relative, expected in manifest["files"].items():
+        path = f"{CHAMPION_DIR}/{relative}"
+        try:
+            data = store.read_bytes(path)
+        except FileNotFoundError:
+            raise DpeError(f"champion file {store.uri(path)} is missing") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != expected:
+            raise DpeError(
+                f"champion file {store.uri(path)} does not match its sha256 in the manifest "
+                f"(expected {expected}, got {digest}): refusing to load it"
+            )
+        files[relative] = data
+    if manifest["model_file"] not in files:
+        raise DpeError(f"the manifest lists no checksum for {manifest['model_file']}")
+    return files
+
+
+def load_champion(
+    settings: Settings,
+    manifest: dict | None = None,
+    *,
+    store: Store | None = None,
+    sink: PredictionSink | None = None,
+    fast_engines: bool = True,
+) -> "Champion":
+    """Load the promoted champion (the given manifest, else the store's current one).
+
+    `fast_engines=False` leaves them to a later `champion.compile()`: the API answers
+    its first request with plain sklearn meanwhile, to start sooner. Never imports mlflow:
+    the model file is a pickled sklearn Pipeline, and mlflow's import alone exceeds the
+    API's cold start budget.
+    """
+    store = store or Store(settings)
+    manifest = manifest or read_manifest(store)
+    files = _download(store, manifest)
+    try:
+        pipeline = pickle.loads(files[manifest["model_file"]])
+    except Exception as error:  # any unpickling failure means the same to the user
+        raise DpeError(f"could not load {manifest['model_file']}: {error}") from error
+    if not hasattr(pipeline, "predict_proba"):
+        raise DpeError(f"{manifest['model_file']} holds no classifier with predict_proba")
+    champion = Champion(manifest, pipeline, example=_input_example(files, manifest), sink=sink)
+    if fast_engines:
+        champion.compile()
+    return champion
+
+
+def _input_example(files: dict[str, bytes], manifest: dict) -> list[dict]:
+    """Records of the MLflow input example shipped with the model, if any."""
+    model_dir = manifest.get("model_dir", Path(manifest["model_file"]).parent.as_posix())
+    data = files.get(f"{model_dir}/input_example.json")
+    if data is None:
+        return []
+    example = json.loads(data)
+    example = example.get("dataframe_split", example) if isinstance(example, dict) else example
+    if isinstance(example, dict) and "columns" in example:
+        return [dict(zip(example["columns"], row, strict=True)) for row in example["data"]]
+    return example if isinstance(example, list) else []
+
+
+# --- Input validation ------------------------------------------------------------------------
+
+
+def _shown(value: float) -> str:
+    """A number as `core.ingest` shows it in reasons: 100 rather than 100.0."""
+    if value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _bound_text(bound: float) -> str:
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
+
+
+def _spec_checks(name: str) -> list[tuple[Callable, str]]:
+    """(fails, rule) pairs of a number field: the checks and messages of `core.ingest.clean`."""
+    spec = RECORD_FIELDS[name]
+    checks = []
+    if spec.kind == "integer":
+        checks.append((lambda v: v != np.trunc(v), "is not an integer"))
+    if spec.min is not None:
+        bound = _bound_text(spec.min)
+        if spec.min_exclusive:
+            checks.append((lambda v, m=spec.min: v <= m, f"must be > {bound}"))
+        else:
+            checks.append((lambda v, m=spec.min: v < m, f"must be >= {bound}"))
+    if spec.max is not None:
+        checks.append((lambda v, m=spec.max: v > m, f"must be <= {_bound_text(spec.max)}"))
+    return checks
+
+
+def _schema_checks(name: str, entry: Mapping | None) -> list[tuple[Callable, str]]:
+    """Bounds the manifest's input schema sets beyond core.schema's."""
+    spec, entry = RECORD_FIELDS[name], entry or {}
+    checks = []
+    low, high = entry.get("min"), entry.get("max")
+    if low is not None and low != spec.min:
+        checks.append((lambda v, m=low: v < m, f"must be >= {_bound_text(low)}"))
+    if high is not None and high != spec.max:
+        checks.append((lambda v, m=high: v > m, f"must be <= {_bound_text(high)}"))
+    return checks
+
+
+def _to_number(value) -> float | None:
+    """A JSON number or number text (decimal point or comma) as a float; None if neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.replace(",", "."))
+        except ValueError:
+            return None
+    return None
+
+
+def _parse_numbers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Floats (NaN when missing or not a number) and where a value is not a number."""
+    if all(value is None or type(value) in (float, int) for value in values):
+        return values.astype(float), np.zeros(len(values), dtype=bool)  # None -> NaN
+    numbers = [None if value is None else _to_number(value) for value in values]
+    bad = np.array([v is not None and n is None for v, n in zip(values, numbers, strict=True)])
+    return np.array([np.nan if n is None else n for n in numbers], dtype=float), bad
+
+
+class _Errors:
+    """Error messages per row, gathered field by field: only failing rows are looped over."""
+
+    def __init__(self, n: int, initial: Sequence | None = None):
+        self.rows: list[list[str]] = [[] for _ in range(n)]
+        for row, message in enumerate(initial if initial is not None else ()):
+            if isinstance(message, str) and message:
+                self.rows[row].append(message)
+
+    def add(self, mask: np.ndarray, message: Callable[[int], str]) -> None:
+        for row in np.flatnonzero(mask):
+            self.rows[row].append(message(row))
+
+    def joined(self) -> np.ndarray:
+        return np.array(["; ".join(row) if row else None for row in self.rows], dtype=object)
+
+
+# --- The champion ----------------------------------------------------------------------------
+
+
+class Champion:
+    """A loaded champion: its manifest, its pipeline and the engines that run it."""
+
+    def __init__(
+        self,
+        manifest: dict,
+        pipeline,
+        example: list[dict] | None = None,
+        sink: PredictionSink | None = None,
+    ):
+        self.manifest = manifest
+        self.model_version = str(manifest["model_version"])
+        self.pipeline = pipeline
+        self.sink = sink
+        self.loaded_at = datetime.now(UTC)
+        schema = {entry["name"]: entry for entry in manifest.get("input_schema", [])}
+        self._categories = {
+            name: frozenset(entry["categories"])
+            for name, entry in schema.items()
+            if name in RECORD_FIELDS and entry.get("categories") is not None
+        }
+        numbers = [name for name, spec in RECORD_FIELDS.items() if spec.kind != "category"]
+        self._spec_checks = {name: _spec_checks(name) for name in numbers}
+        self._schema_checks = {name: _schema_checks(name, schema.get(name)) for name in numbers}
+        self._example = example or []
+        self._build_engines()
+
+    # Engines: `_small` answers up to SMALL_BATCH rows, `_large` more. Both start as the
+    # classifier's own predict_proba; `compile()` swaps in faster ones checked against it.
+
+    def _build_engines(self) -> None:
+        steps = getattr(self.pipeline, "steps", [])
+        head = steps[0][1] if len(steps) == 2 else None
+        if isinstance(head, RecordEncoder):
+            self._encoder, self._classifier = head, steps[1][1]
+        else:  # any other pipeline (e.g. the rule model) takes a DataFrame of the fields
+            self._encoder, self._classifier = None, self.pipeline
+        classes = [str(c) for c in self._classifier.classes_]
+        if not set(classes) <= set(LABELS):
+            raise DpeError(f"the champion predicts classes {classes}, not labels A–G")
+        self._class_columns = [LABELS.index(c) for c in classes]
+        self._small = self._large = self._classifier.predict_proba
+        self.engines = {"small": "sklearn", "large": "sklearn"}
+
+    def compile(self) -> None:
+        """Swap in the fast engines (see the module's doc) that give sklearn's probabilities,
+        within TOLERANCE, on the input example and synthetic records; drop the others."""
+        if self._encoder is None:
+            return
+        records = [_snake_case(record) for record in self._example]
+        frame = _fields_frame(records + _synthetic_records(self._encoder, VERIFY_ROWS))
+        try:
+            expected = self.pipeline.predict_proba(frame)
+            matrix = self._encoder.transform(frame)
+        except Exception as error:  # nothing to check against: keep sklearn
+            log.warning("fast engines not checked (%s): sklearn answers", error)
+            return
+        for name, (size, engine) in _fast_engines(self._classifier).items():
+            try:
+                if size == "small":
+                    pieces = range(0, len(matrix), SMALL_BATCH)
+                    got = np.vstack([engine(matrix[i : i + SMALL_BATCH]) for i in pieces])
+                else:
+                    got = engine(matrix)
+                difference = float(np.max(np.abs(got - expected)))
+            except Exception as error:  # an engine that cannot run is not used
+                log.warning("%s engine failed its check (%s): sklearn answers", name, error)
+                continue
+            if difference > TOLERANCE:
+                log.warning(
+                    "%s engine differs from sklearn by %.3g: sklearn answers", name, difference
+                )
+                continue
+            setattr(self, f"_{size}", engine)
+            self.engines[size] = name
+
+    def predict_proba(self, records) -> np.ndarray:
+        """Probabilities (n, 7), columns A..G, of records already validated: a list of
+        dicts or a DataFrame of snake_case fields, numbers as numbers."""
+        n = len(records)
+        if n == 0:
+            return np.zeros((0, len(LABELS)))
+        if self._encoder is None:
+            proba = self._classifier.predict_proba(_fields_frame(records))
+        else:
+            matrix = self._encoder.transform(records)
+            proba = (self._small if n <= SMALL_BATCH else self._large)(matrix)
+        full = np.zeros((n, len(LABELS)))
+        full[:, self._class_columns] = proba
+        return full
+
+    def predict(self, records: Sequence[Mapping], source: str = "app") -> list[dict]:
+        """One result per record: {"label", "probabilities" {A..G}, "error"}.
+
+        Fields by snake_case or official ADEME name, all optional. A record the model cannot
+        take gets label and probabilities None and an error naming the field and the reason;
+        the others are predicted exactly as if each came alone.
+        """
+        columns = _columns([_snake_case(record) for record in records])
+        floats, not_numbers = {}, {}
+        for name in self._spec_checks:
+            floats[name], not_numbers[name] = _parse_numbers(columns[name])
+        errors = _Errors(len(records))
+        for name, bad in not_numbers.items():
+            official, values = RECORD_FIELDS[name].official, columns[name]
+            errors.add(bad, lambda row, v=values, o=official: f"{o}='{v[row]}' is not a number")
+        self._check(columns, floats, errors, self._spec_checks)
+        errors = errors.joined()
+        inputs = {**columns, **floats}
+        valid = np.flatnonzero(pd.isna(errors))
+        proba = self.predict_proba(_select(inputs, valid))
+        results = [{"label": None, "probabilities": None, "error": e} for e in errors]
+        labels = np.array(LABELS)[np.argmax(proba, axis=1)].tolist()
+        for row, label, probabilities in zip(valid, labels, proba.tolist(), strict=True):
+            results[row] = {
+                "label": label,
+                "probabilities": dict(zip(LABELS, probabilities, strict=True)),
+                "error": None,
+            }
+        self._log(lambda: pd.DataFrame(inputs), lambda: results, source)
+        return results
+
+    def _check(self, columns, floats, errors: "_Errors", number_checks: dict) -> None:
+        """Add to `errors` what the model cannot take: numbers out of bounds (`number_checks`
+        then the manifest's), categories that are not text or that the model does not know."""
+        for name, values in floats.items():
+            official, failed = RECORD_FIELDS[name].official, np.isnan(values)
+            for fails, rule in number_checks.get(name, []) + self._schema_checks[name]:
+                mask = ~failed
+                mask[mask] = fails(values[mask])
+                errors.add(
+                    mask, lambda row, v=values, o=official, r=rule: f"{o}={_shown(v[row])} {r}"
+                )
+                failed |= mask  # one message per field, as clean() gives
+        for name, known in self._categories.items():
+            values, official = columns[name], RECORD_FIELDS[name].official
+            not_text = np.array([v is not None and not isinstance(v, str) for v in values])
+            unknown = np.array([isinstance(v, str) and v not in known for v in values])
+            errors.add(not_text, lambda row, v=values, o=official: f"{o}={v[row]!r} is not text")
+            errors.add(
+                unknown,
+                lambda row, v=values, o=official: (
+                    f"{o}='{v[row]}' is not a category the model knows (see its input_schema)"
+                ),
+            )
+
+    def _log(self, records: Callable, results: Callable, source: str) -> None:
+        """Hand the predictions to the sink on its thread (frames are built there, not here)."""
+        if self.sink is None:
+            return
+        sink, version = self.sink, self.model_version
+
+        def deliver():
+            try:
+                sink(records(), results(), version, source)
+            except Exception:  # logging must never break predicting
+                log.exception("prediction sink failed")
+
+        _SINK_THREAD.submit(deliver)
+
+
+# --- Records ---------------------------------------------------------------------------------
+
+
+def _snake_case(record: Mapping) -> Mapping:
+    """Official ADEME names as snake_case; a snake_case key wins over its official twin."""
+    if not any(key in OFFICIAL_TO_SNAKE for key in record):
+        return record
+    renamed = {OFFICIAL_TO_SNAKE[k]: v for k, v in record.items() if k in OFFICIAL_TO_SNAKE}
+    return {**renamed, **record}
+
+
+def _columns(records: Sequence[Mapping]) -> dict[str, np.ndarray]:
+    """Each record field as an object array: text stripped; blank text, None, NaN and NA are
+    missing (None), as an empty CSV cell is."""
+    columns = {}
+    for name in RECORD_FIELDS:
+        raw = [record.get(name) for record in records]
+        values = np.empty(len(raw), dtype=object)
+        values[:] = [(v.strip() or None) if isinstance(v, str) else v for v in raw]
+        values[pd.isna(values)] = None
+        columns[name] = values
+    return columns
+
+
+def _select(columns: dict[str, np.ndarray], rows: np.ndarray) -> list[dict]:
+    """Those rows as dicts: the encoder reads a list of dicts faster than a DataFrame."""
+    names = list(columns)
+    picked = zip(*(columns[name][rows] for name in names), strict=True)
+    return [dict(zip(names, values, strict=True)) for values in picked]
+
+
+def _fields_frame(records) -> pd.DataFrame:
+    """The record fields as a DataFrame: numbers as floats, categories as text or None."""
+    if isinstance(records, pd.DataFrame):
+        frame = records.reindex(columns=list(RECORD_FIELDS))
+    else:
+        frame = pd.DataFrame.from_records(list(records), columns=list(RECORD_FIELDS))
+    for name, spec in RECORD_FIELDS.items():
+        if spec.kind == "category":
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+        else:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    return frame
+
+
+def _synthetic_records(encoder: RecordEncoder | None, n: int) -> list[dict]:
+    """Records spread over what the encoder knows (its categories, around its medians),
+    with missing and unseen values, to check the fast engines against sklearn."""
+    if encoder is None:
+        return []
+    rng = np.random.default_rng(0)
+    records = [{}]
+    for _ in range(n - 1):
+        record = {}
+        for name in encoder.category_fields:
+            choices = [*encoder.categories_[name], None, "not seen in training"]
+            record[name] = choices[rng.integers(len(choices))]
+        for name in encoder.number_fields:
+            if rng.random() < 0.15:
+                continue
+            scale = encoder.medians_[name] or 1.0
+            record[name] = float(abs(scale) * rng.lognormal(0.0, 1.0))
+        records.append(record)
+    return records
+
+
+# --- Engines ---------------------------------------------------------------------------------
+
+
+def _fast_engines(classifier) -> dict[str, tuple[str, Callable]]:
+    """Candidate engines for a tree ensemble: {name: (slot, predict_proba on a matrix)}."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
+
+    engines = {}
+    is_forest = isinstance(classifier, RandomForestClassifier | ExtraTreesClassifier)
+    if is_forest:
+        engines["sklearn-trees"] = ("large", _ForestEngine(classifier))
+    if is_forest or isinstance(classifier, HistGradientBoostingClassifier):
+        # sklearn compares float32 features with forest thresholds, float64 ones with HGB's.
+        dtype = np.float32 if is_forest else np.float64
+        compiled = _compile(classifier, dtype)
+        if compiled is not None:
+            engines["treelite"] = ("small", compiled)
+    return engines
+
+
+def _compile(classifier, dtype) -> Callable | None:
+    try:
+        import treelite.gtil
+        import treelite.sklearn
+
+        model = treelite.sklearn.import_model(classifier)
+    except Exception as error:  # a model treelite cannot import runs in sklearn
+        log.warning("treelite cannot compile %s (%s)", type(classifier).__name__, error)
+        return None
+
+    def predict(matrix: np.ndarray) -> np.ndarray:
+        data = np.ascontiguousarray(matrix, dtype=dtype)
+        # One thread: for a few rows, starting OpenMP workers costs more than the trees.
+        return treelite.gtil.predict(model, data, nthread=1).reshape(len(data), -1)
+
+    return predict
+
+
+class _ForestEngine:
+    """sklearn's forest predict_proba without its per-call dispatch: each tree's own code on
+    row chunks, one chunk per core (the tree code releases the GIL). Sums the trees in
+    sklearn's order, so probabilities are bit-identical."""
+
+    def __init__(self, forest):
+        self.trees = [estimator.tree_ for estimator in forest.estimators_]
+        self.n_classes = len(forest.classes_)
+
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        data = np.ascontiguousarray(matrix, dtype=np.float32)
+        chunks = min(os.cpu_count() or 1, max(1, len(data) // 256))
+        parts = np.array_split(data, chunks)
+        return np.vstack(list(_WORKERS.map(self._chunk, parts)))
+
+    def _chunk(self, data: np.ndarray) -> np.ndarray:
+        total = np.zeros((len(data), self.n_classes))
+        for tree in self.trees:
+            total += tree.predict(data)[:, : self.n_classes]
+        return total / len(self.trees)
+
+
+# --- Batches ---------------------------------------------------------------------------------
+
+
+def predict_frame(
+    champion: Champion,
+    frame: pd.DataFrame,
+    source: str = "batch",
+    progress: Callable[[float], None] | None = None,
+) -> pd.DataFrame:
+    """The input rows, all of them in order, plus `predicted_label`, `proba_A`..`proba_G` and
+    `error` (empty when predicted). Rows are checked as ingest checks them (`clean`), then as
+    `Champion.predict` checks records; those that fail carry the reason and are not predicted.
+    `progress(fraction)` is called as chunks are predicted."""
+    from core.ingest import clean  # DuckDB: imported when a batch comes, not at API start
+
+    cleaned = clean(frame).reset_index(drop=True)
+    inputs = cleaned[list(RECORD_FIELDS)]
+    columns = {name: _object_column(inputs[name]) for name in RECORD_FIELDS}
+    floats = {
+        name: inputs[name].to_numpy(dtype=float, na_value=np.nan)
+        for name, spec in RECORD_FIELDS.items()
+        if spec.kind != "category"
+    }
+    errors = _Errors(len(cleaned), initial=cleaned["reject_reason"].to_numpy(dtype=object))
+    champion._check(columns, floats, errors, number_checks={})  # clean() did core.schema's
+    errors = errors.joined()
+    valid = np.flatnonzero(pd.isna(errors))
+    proba = np.full((len(cleaned), len(LABELS)), np.nan)
+    for start in range(0, len(valid), CHUNK_ROWS):
+        rows = valid[start : start + CHUNK_ROWS]
+        proba[rows] = champion.predict_proba(inputs.iloc[rows])
+        if progress:
+            progress((start + len(rows)) / len(valid))
+    labels = np.full(len(cleaned), None, dtype=object)
+    labels[valid] = np.array(LABELS, dtype=object)[np.argmax(proba[valid], axis=1)]
+    result = frame.drop(columns=[c for c in PREDICTION_COLUMNS if c in frame])
+    result = result.reset_index(drop=True)
+    result["predicted_label"] = labels
+    for column, label in enumerate(LABELS):
+        result[f"proba_{label}"] = proba[:, column]
+    result["error"] = np.where(pd.isna(errors), "", errors)
+    champion._log(lambda: inputs, lambda: _results(labels, proba, errors), source)
+    return result
+
+
+def _object_column(series: pd.Series) -> np.ndarray:
+    values = series.to_numpy(dtype=object, copy=True)
+    values[pd.isna(values)] = None
+    return values
+
+
+def _results(labels, proba, errors) -> list[dict]:
+    results = []
+    for label, row, error in zip(labels, proba.tolist(), errors, strict=True):
+        probabilities = None if label is None else dict(zip(LABELS, row, strict=True))
+        results.append({"label": label, "probabilities": probabilities, "error": error})
+    return results
+
+
+def summary(predicted: pd.DataFrame) -> dict:
+    """{"rows", "predicted", "rejected"} of a `predict_frame` result."""
+    rejected = int((predicted["error"] != "").sum())
+    return {"rows": len(predicted), "predicted": len(predicted) - rejected, "rejected": rejected}
+
+
+def to_csv_bytes(predicted: pd.DataFrame) -> bytes:
+    """UTF-8, `,`-separated, whatever the input's encoding and separator; floats in full."""
+    buffer = io.StringIO()
+    predicted.to_csv(buffer, index=False, lineterminator="\n")
+    return buffer.getvalue().encode("utf-8")
+
+
+# --- Command line ----------------------------------------------------------------------------
+
+
+def _predict_command(args, settings: Settings) -> dict:
+    from core.ingest import read_csv
+
+    started = time.perf_counter()
+    champion = load_champion(settings)
+    log.info("predict: champion version %s, engines %s", champion.model_version, champion.engines)
+    frame = read_csv(args.input)
+    log.info("predict: %d rows read from %s", len(frame), args.input)
+    predicted = predict_frame(
+        champion, frame, source="cli", progress=lambda done: log.info("predict: %.0f%%", 100 * done)
+    )
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_bytes(to_csv_bytes(predicted))
+    return {
+        **summary(predicted),
+        "model_version": champion.model_version,
+        "output": str(output),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser("predict", help="predict the labels of a CSV with the champion")
+    parser.add_argument("--input", required=True, help="CSV of records (ADEME or snake_case names)")
+    parser.add_argument("--output", required=True, help="CSV to write: input + prediction columns")
+    parser.set_defaults(run=_predict_command)

@@ -1,0 +1,187 @@
+"""core.train: every family trains and logs a complete MLflow run, baselines on the same
+split, searches, progress, errors, the CLI, and the must-show comparison on the real
+sample. (Training against a real MLflow server: tests/core/test_registry.py.)"""
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from core.errors import DpeError
+from core.features import FEATURE_SETS
+from core.models import RANDOM_CANDIDATES, build_pipeline
+from core.schema import LABELS
+from core.train import labelled_rows, train
+from tests.conftest import cli_env, run_cli
+from tests.training import fast_train, home_with_data
+
+HEADLINE = {"accuracy", "macro_f1", "balanced_accuracy", "log_loss"}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    return home_with_data(tmp_path_factory.mktemp("train"))
+
+
+def logged(settings, run_id):
+    client = MlflowClient(settings.tracking_uri)
+    return client, client.get_run(run_id)
+
+
+def artifact_paths(client, run_id, path=None) -> set[str]:
+    found = set()
+    for item in client.list_artifacts(run_id, path):
+        found |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return found
+
+
+@pytest.mark.parametrize("model", ["rules", "logreg", "rf", "hgb"])
+def test_each_family_trains_and_logs_a_complete_run(home, model):
+    result = fast_train(home, model, search="grid")
+    metrics = result["metrics"]
+    assert set(metrics) >= HEADLINE
+    assert 0 <= metrics["accuracy"] <= 1 and np.isfinite(metrics["log_loss"])
+    assert {f"recall_{label}" for label in LABELS} <= set(metrics)  # imbalance visible
+    # With the consumption, the rule baseline is scored on the same split.
+    assert {"baseline_rules_accuracy", "baseline_rules_macro_f1"} <= set(metrics)
+
+    client, run = logged(home, result["run_id"])
+    assert run.data.tags["feature_set"] == "with-consumption"
+    assert run.data.tags["model_family"] == model
+    assert run.data.tags["label_leaking"] == "true"
+    assert run.data.tags["dataset_version"] == result["dataset_version"]
+    assert len(run.data.tags.get("git_commit", "x" * 40)) == 40
+    params = run.data.params
+    assert params["model"] == model and params["seed"] == "42" and params["test_size"] == "0.2"
+    assert params["search"] == ("none" if model == "rules" else "grid")
+    assert run.data.metrics["macro_f1"] == pytest.approx(metrics["macro_f1"])
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.digest == result["dataset_version"]
+
+    artifacts = artifact_paths(client, result["run_id"])
+    assert {"figures/confusion_matrix.png", "figures/field_importance.png"} <= artifacts
+    assert ("search/cv_results.csv" in artifacts) == (model != "rules")
+    if model != "rules":
+        assert params["cv"] == "2" and any(name.startswith("best.") for name in params)
+
+
+def test_the_logged_model_takes_records_with_every_field_optional(home):
+    result = fast_train(home, "rf")
+    info = mlflow.models.get_model_info(result["model_uri"])
+    inputs = info.signature.inputs
+    assert inputs.input_names() == list(FEATURE_SETS["with-consumption"])
+    assert not any(column.required for column in inputs.inputs)
+    model = mlflow.pyfunc.load_model(result["model_uri"])
+    # Missing fields and None: fine. (A category column holding only NaN is typed float
+    # by pandas, which MLflow's schema check refuses: JSON clients send null, not NaN.)
+    sparse = pd.DataFrame(
+        [
+            {"conso_kwhep_m2_an": 80.0, "secteur_activite": "GHW : Bureaux"},
+            {"secteur_activite": None},
+        ]
+    )
+    assert set(model.predict(sparse)) <= set(LABELS)
+
+
+def test_building_only_is_compared_with_the_majority_label(home):
+    result = fast_train(home, "rf", feature_set="building-only")
+    metrics = result["metrics"]
+    assert {"baseline_majority_accuracy", "baseline_majority_macro_f1"} <= set(metrics)
+    assert not any(name.startswith("baseline_rules") for name in metrics)
+    _, run = logged(home, result["run_id"])
+    assert run.data.tags["label_leaking"] == "false"
+    assert result["label_leaking"] is False
+
+
+def test_a_random_search_logs_its_candidates_and_reports_progress(home):
+    steps = []
+    result = fast_train(home, "logreg", search="random", progress=lambda f, m: steps.append(f))
+    client, _ = logged(home, result["run_id"])
+    table = client.download_artifacts(result["run_id"], "search/cv_results.csv")
+    assert len(pd.read_csv(table)) == RANDOM_CANDIDATES
+    assert "classify__logreg__C" in result["best_params"]
+    assert steps[0] == 0.0 and steps[-1] == 1.0 and steps == sorted(steps)
+    assert len(steps) >= RANDOM_CANDIDATES + 4  # one step per candidate at least
+
+
+def test_the_experiment_keeps_its_artifacts_under_dpe_home(home):
+    experiment = MlflowClient(home.tracking_uri).get_experiment_by_name(home.experiment_name)
+    assert experiment.artifact_location == home.mlflow_artifacts_dir.resolve().as_uri()
+
+
+def test_the_rule_model_takes_dicts_or_a_frame_and_building_only_ignores_consumption(home):
+    records = [
+        {"secteur_activite": "W : Administrations, banques, bureaux", "conso_kwhep_m2_an": 120},
+        {"secteur_activite": "U : Établissements de soins", "conso_kwhep_m2_an": 120},
+        {"conso_kwhep_m2_an": None},
+    ]
+    y = ["A", "A", "B"]  # A: the most frequent label, answered without a consumption
+    model = build_pipeline("rules", "with-consumption").fit(pd.DataFrame(records), y)
+    assert model.predict(records).tolist() == ["C", "B", "A"]
+    assert model.predict(pd.DataFrame(records)).tolist() == ["C", "B", "A"]
+    assert model.predict(records[0]).tolist() == ["C"]
+    blind = build_pipeline("rules", "building-only").fit(pd.DataFrame(records), ["B", "B", "A"])
+    assert blind.predict(records).tolist() == ["B", "B", "B"]
+
+
+def test_bad_inputs_are_one_line_errors(home):
+    with pytest.raises(DpeError, match="unknown dataset version 'nope'"):
+        fast_train(home, "rules", dataset_version="nope")
+    with pytest.raises(DpeError, match="unknown model 'svm'"):
+        train(home, "with-consumption", "svm")
+    frame = pd.DataFrame(
+        {"etiquette_dpe": ["A", "A", "B"], "reject_reason": [None, None, None]}
+    ).reindex(columns=["etiquette_dpe", "reject_reason", *FEATURE_SETS["building-only"]])
+    with pytest.raises(DpeError, match=r"too few labelled rows.*'B': 1"):
+        labelled_rows(frame, "building-only")
+
+
+def test_rejected_and_unlabelled_rows_are_left_out():
+    frame = pd.DataFrame(
+        {
+            "etiquette_dpe": ["A", "A", "B", "B", None, "I", "C"],
+            "reject_reason": [None, None, None, None, None, None, "surface_utile must be > 0"],
+        }
+    ).reindex(columns=["etiquette_dpe", "reject_reason", *FEATURE_SETS["building-only"]])
+    X, y = labelled_rows(frame, "building-only")
+    assert y.tolist() == ["A", "A", "B", "B"]
+    assert list(X.columns) == list(FEATURE_SETS["building-only"])
+
+
+@pytest.mark.slow
+def test_cli_trains_then_lists_the_run(home):
+    env = cli_env(home) | {"DPE_EXPERIMENT_NAME": home.experiment_name}
+    code, result, stderr = run_cli(
+        "train", "--features", "building-only", "--model", "logreg", "--search", "none", env=env
+    )
+    assert code == 0, stderr
+    assert {"run_id", "metrics", "dataset_version", "experiment"} <= set(result)
+    assert set(result["metrics"]) >= HEADLINE
+    assert "train [100%]" in stderr  # progress goes to stderr, stdout is one JSON object
+    code, listed, stderr = run_cli("runs", "--features", "building-only", env=env)
+    assert code == 0, stderr
+    assert result["run_id"] in [run["run_id"] for run in listed["runs"]]
+    assert all(run["features"] == "building-only" for run in listed["runs"])
+
+
+def test_an_unreachable_server_is_a_one_line_error(home):
+    settings = home.model_copy(update={"mlflow_tracking_uri": "http://127.0.0.1:9"})
+    with pytest.raises(DpeError, match=r"MLflow server http://127.0.0.1:9 unreachable"):
+        fast_train(settings, "rules")
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_on_the_real_sample_learned_models_beat_their_baselines(tmp_path, sample_csv):
+    settings = home_with_data(tmp_path, source=sample_csv)
+    leaking = fast_train(settings, "rf", params={"classify__n_estimators": 100})
+    metrics = leaking["metrics"]
+    assert metrics["accuracy"] > metrics["baseline_rules_accuracy"] + 0.05
+    assert metrics["macro_f1"] > metrics["baseline_rules_macro_f1"] + 0.05
+    blind = fast_train(settings, "rf", "building-only", params={"classify__n_estimators": 100})
+    metrics = blind["metrics"]
+    assert metrics["macro_f1"] > metrics["baseline_majority_macro_f1"] + 0.1
+    print(json.dumps({"with-consumption": leaking["metrics"], "building-only": metrics}))

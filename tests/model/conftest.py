@@ -1,0 +1,53 @@
+"""Models the behavioural tests question, trained once per session through `core.train`
+(logged to MLflow, loaded back from it): the rule model and a with-consumption forest, on
+the real ADEME sample when it is present, else on generated records (a fresh clone)."""
+
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+import pytest
+
+from core import warehouse
+from core.train import labelled_rows
+from tests.training import fast_train, home_with_data
+
+
+@dataclass
+class Trained:
+    model: object  # the sklearn Pipeline, as MLflow gives it back
+    model_uri: str
+    family: str
+
+
+@pytest.fixture(scope="session")
+def training_source(request):
+    """The real sample's path, or None (generated records) where it is absent."""
+    try:
+        return request.getfixturevalue("sample_csv")
+    except pytest.skip.Exception:
+        return None
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory, training_source):
+    return home_with_data(tmp_path_factory.mktemp("model"), source=training_source)
+
+
+@pytest.fixture(scope="session")
+def models(trained_home) -> dict[str, Trained]:
+    found = {}
+    for family, params in (("rules", {}), ("rf", {"classify__n_estimators": 100})):
+        result = fast_train(trained_home, family, params=params)
+        model = mlflow.sklearn.load_model(result["model_uri"])
+        found[family] = Trained(model, result["model_uri"], family)
+    return found
+
+
+@pytest.fixture(scope="session")
+def buildings(trained_home) -> pd.DataFrame:
+    """Labelled records of the dataset, as the model's fields (None where missing)."""
+    _, frame = warehouse.load_dataset(trained_home)
+    X, _ = labelled_rows(frame, "with-consumption")
+    X = X.sample(60, random_state=0).reset_index(drop=True).astype(object)
+    return X.where(X.notna(), None)

@@ -1,0 +1,77 @@
+"""Predict: empty state; with a champion, a form from its schema and the answer on the
+A–G scale with the probabilities, the official-scale label and the champion that answered."""
+
+from core.rules import distance_to_better_class, family_for_sector, label_for
+from tests.pages.conftest import assert_clean, open_page, texts
+
+PAGE = "pages/4_Predict.py"
+SECTOR = "W : Administrations, banques, bureaux"
+
+
+def test_empty_install_says_there_is_no_champion(empty_env):
+    app = open_page(PAGE)
+    assert_clean(app)
+    assert "No model has been promoted" in texts(app.info)
+
+
+def test_form_follows_the_champion_schema(data_env, data_home):
+    _, built = data_home
+    app = open_page(PAGE)
+    assert_clean(app)
+    sector = app.selectbox(key="predict_secteur_activite")
+    assert sector.value is None and SECTOR in sector.options
+    surface = app.number_input(key="predict_surface_utile")
+    assert surface.value is None and "m²" in surface.label
+    assert surface.max == 1_000_000
+    assert f"v{built['promote']['model_version']}" in texts(app.caption)
+
+
+def test_predicting_one_building(data_env):
+    app = open_page(PAGE)
+    app.selectbox(key="predict_secteur_activite").set_value(SECTOR)
+    app.selectbox(key="predict_periode_construction").set_value("1948-1974")
+    app.number_input(key="predict_surface_utile").set_value(850.0)
+    app.number_input(key="predict_annee_construction").set_value(1965)
+    app.form_submit_button[0].click()
+    app.run()
+    assert_clean(app)
+    heading = app.subheader[0].value
+    assert heading.startswith("Predicted label: ")
+    label = heading.removeprefix("Predicted label: ")
+    assert label in "ABCDEFG"
+    scale = app.get("html")[0].proto.body
+    assert "dpe-on" in scale and "predicted" in scale
+    assert "Answered by champion" in texts(app.caption)
+
+
+def test_consumption_gives_the_official_label_and_distance(data_env):
+    app = open_page(PAGE)
+    keys = [w.key for w in app.number_input]
+    # The building-only champion does not take a consumption: the form still asks for one,
+    # for the official scale only.
+    conso_key = "predict_conso_kwhep_m2_an"
+    if conso_key not in keys:
+        conso_key = "predict_scale_conso"
+        assert "does not use it" in texts(app.markdown)
+    app.selectbox(key="predict_secteur_activite").set_value(SECTOR)
+    app.number_input(key=conso_key).set_value(260.0)
+    app.form_submit_button[0].click()
+    app.run()
+    assert_clean(app)
+    family = family_for_sector(SECTOR)
+    assert label_for(260.0, family) == "D"
+    info = texts(app.info)
+    assert "260 kWhEP/m²/an is label **D**" in info
+    distance = distance_to_better_class(260.0, family)
+    assert f"{distance:g} kWhEP/m²/an above the upper bound of C (210)" in info
+    scale = app.get("html")[0].proto.body
+    assert "official scale" in scale and "≤ 210" in scale
+
+
+def test_without_consumption_the_page_says_how_to_get_the_official_label(data_env):
+    app = open_page(PAGE)
+    app.selectbox(key="predict_secteur_activite").set_value(SECTOR)
+    app.form_submit_button[0].click()
+    app.run()
+    assert_clean(app)
+    assert "Enter the primary consumption" in texts(app.caption)
