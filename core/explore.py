@@ -292,7 +292,7 @@ def consumption_stats(
     records in the selection.
     """
     where_sql, params = where(filters)
-    where_sql = _and(where_sql, "label IS NOT NULL AND conso IS NOT NULL")
+    where_sql = _and(where_sql, "label IS NOT NULL AND conso > 0")  # 0 is no consumption
     group = "family" if by == "family" else "secteur"
     frame = snap.query(
         f"""SELECT label, {group} AS grp, count(*) AS records,

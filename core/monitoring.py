@@ -177,9 +177,6 @@ def log_table(entries: list) -> pa.Table:
                 columns[column].append(_number(probabilities.get(label)))
         for name, values in _record_columns(records, count).items():
             columns[name] += values
-        # Let a waiting thread (a request) take the GIL now rather than after Python's 5 ms
-        # switch interval: the writer converts a whole batch of entries in one go.
-        time.sleep(0)
     return pa.Table.from_pydict(columns, schema=LOG_SCHEMA)
 
 

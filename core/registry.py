@@ -107,7 +107,13 @@ def experiment_id(settings: Settings, client: MlflowClient) -> str:
     if not _is_http(settings.tracking_uri):
         settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
         location = settings.mlflow_artifacts_dir.resolve().as_uri()
-    return client.create_experiment(settings.experiment_name, artifact_location=location)
+    try:
+        return client.create_experiment(settings.experiment_name, artifact_location=location)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        # Another training (CLI, workbench) created it in the meantime.
+        return client.get_experiment_by_name(settings.experiment_name).experiment_id
 
 
 # --- Runs ------------------------------------------------------------------------------------

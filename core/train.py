@@ -12,6 +12,7 @@ import importlib.metadata
 import logging
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -313,14 +314,16 @@ def train(
         **{f"best.{name}": value for name, value in best.items()},
         **_classifier_params(fitted),
     }
-    labelled = X.assign(**{LABEL: y})
-    dataset = mlflow.data.from_pandas(
-        labelled,
-        source=info["snapshot"],
-        name="dpe-tertiaire",
-        digest=info["version"],
-        targets=LABEL,
-    )
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source twice, then warns that it is ambiguous.
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+        dataset = mlflow.data.from_pandas(
+            X.assign(**{LABEL: y}),
+            source=info["snapshot"],
+            name="dpe-tertiaire",
+            digest=info["version"],
+            targets=LABEL,
+        )
     report(0.9, "logging the run to MLflow")
     parts = {
         "model": fitted,

@@ -32,12 +32,12 @@ def query(name: str, duckdb_path: str, version: str, filters, _settings: Setting
 
 
 def run(name: str, **kwargs):
-    return query(name, key, version, filters, settings, **kwargs)
+    return query(name, db_key, version, filters, settings, **kwargs)
 
 
-key = str(settings.duckdb_path.resolve())
+db_key = str(settings.duckdb_path.resolve())
 try:
-    options = load_options(key, version, settings)
+    options = load_options(db_key, version, settings)
 except DpeError as error:
     st.warning(str(error), icon=":material/hourglass_empty:")
     st.stop()
@@ -166,8 +166,8 @@ with consumption:
             st.plotly_chart(charts.surface_scatter(scatter, log_scale), key="explore_chart_scatter")
         st.caption(
             "Consumption leaves out ADEME's 0.1 kWhEP/m²/an placeholder (« vierge » diagnostics "
-            "filed as A). The official scales differ by family: the same consumption gives "
-            "different labels in an office and in a hospital."
+            "filed as A) and zeros. The official scales differ by family: the same consumption "
+            "gives different labels in an office and in a hospital."
         )
 
 with where_tab:

@@ -30,7 +30,11 @@ if status is None:
         common.no_data("Train")
     st.stop()
 
-versions = [row["version"] for row in warehouse.list_versions(settings)]
+try:
+    versions = [row["version"] for row in warehouse.list_versions(settings)]
+except DpeError as error:
+    st.warning(str(error), icon=":material/hourglass_empty:")
+    st.stop()
 left, right = st.columns(2)
 feature_set = left.selectbox(
     "Feature set",
@@ -98,7 +102,11 @@ result = st.session_state.get("train_result")
 if result is None:
     st.stop()
 
-details = common.run_view(settings, result["run_id"])
+try:
+    details = common.run_view(settings, result["run_id"])
+except DpeError as error:  # MLflow went away since the run was logged
+    st.warning(str(error), icon=":material/warning:")
+    details = {}
 metrics = result["metrics"]
 st.subheader(f"Run `{common.short(result['run_id'], 8)}`: {MODELS[result['model']]}")
 st.caption(

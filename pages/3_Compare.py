@@ -93,7 +93,11 @@ selected = st.multiselect(
 if len(selected) < 2:
     st.info("Choose at least two runs to compare them.", icon=":material/info:")
 else:
-    comparison = common.compare_runs(settings, selected)
+    try:
+        comparison = common.compare_runs(settings, selected)
+    except DpeError as error:
+        st.warning(str(error), icon=":material/warning:")
+        st.stop()
     metric_names = [m for m in common.HEADLINE_METRICS if m in comparison["metrics"]]
     st.plotly_chart(
         charts.metric_bars(comparison["metrics"], metric_names), key="compare_chart_metrics"
@@ -110,8 +114,12 @@ else:
             charts.per_class_bars(per_class[per_class["metric"] == metric], metric),
             key="compare_chart_per_class",
         )
-    st.markdown("**Parameters**")
-    st.dataframe(comparison["params"], key="compare_params")
+    params = comparison["params"]
+    differ = st.toggle("Only the parameters that differ", value=True, key="compare_params_differ")
+    if differ:
+        params = params[params.astype(str).nunique(axis=1) > 1]
+    st.markdown(f"**Parameters** ({len(params)})")
+    st.dataframe(params, key="compare_params")
 
 # --- promotion ---------------------------------------------------------------------------
 st.subheader("Promote a champion")

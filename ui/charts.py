@@ -182,30 +182,6 @@ def null_bars(frame: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Missing values per column", max(400, 16 * len(frame)))
 
 
-def confusion_heatmap(matrix, labels, normalise: bool = True) -> go.Figure:
-    frame = pd.DataFrame(matrix, index=labels, columns=labels).astype(float)
-    values = frame.div(frame.sum(axis=1).where(lambda s: s > 0, 1), axis=0) if normalise else frame
-    text = [
-        [f"{v:.0%}<br>({int(n)})" for v, n in zip(row_v, row_n, strict=True)]
-        for row_v, row_n in zip(values.to_numpy(), frame.to_numpy(), strict=True)
-    ]
-    fig = go.Figure(
-        go.Heatmap(
-            z=values.to_numpy(),
-            x=labels,
-            y=labels,
-            colorscale="Blues",
-            text=text,
-            texttemplate="%{text}",
-            hovertemplate="true %{y} → predicted %{x}: %{text}<extra></extra>",
-            showscale=False,
-        )
-    )
-    fig.update_xaxes(title="predicted", type="category", side="top")
-    fig.update_yaxes(title="true", type="category", autorange="reversed")
-    return _layout(fig, "Confusion matrix (test split, share of each true label)", 440)
-
-
 def importance_bars(frame: pd.DataFrame, top: int = 20) -> go.Figure:
     part = frame.head(top)
     fig = go.Figure(

@@ -198,21 +198,30 @@ def probe(url: str) -> int | None:
 
 
 def mlflow_status(settings: Settings) -> tuple[bool, str]:
-    """(reachable, what to say: where it is, or how to start it)."""
+    """(reachable, what to say: where it is, or how to start it).
+
+    With an MLflow server as tracking URI, that server is what is probed (the UI is the same
+    server; its public URL, DPE_MLFLOW_UI_URL, may only make sense to the browser, e.g.
+    from inside a container). With a local file, the UI's own URL is.
+    """
     url = mlflow_ui_url(settings)
-    if probe(f"{url}/health") == 200:
-        return True, f"MLflow UI at {url}"
     tracking = settings.tracking_uri
-    if tracking.startswith("http"):
+    server = tracking if urlparse(tracking).scheme in ("http", "https") else url
+    if probe(f"{server.rstrip('/')}/health") == 200:
+        return True, f"MLflow UI at {url}"
+    if server == tracking:
         backend = f"sqlite:///{settings.home.resolve()}/mlflow/mlflow.db"
-        alone = f"mlflow server --host 127.0.0.1 --port {settings.mlflow_port} --workers 1 " + (
+        alone = (
+            f"mlflow server --host 127.0.0.1 --port {settings.mlflow_port} --workers 1 "
             f"--backend-store-uri {backend}"
         )
-    else:
-        alone = (
-            f"mlflow ui --host 127.0.0.1 --port {settings.mlflow_port} "
-            f"--backend-store-uri {tracking}"
+        return False, (
+            f"**MLflow server** does not answer at {tracking}: training and comparing runs need "
+            f"it. Start everything with `make run`, or the server alone with `{alone}`."
         )
+    alone = (
+        f"mlflow ui --host 127.0.0.1 --port {settings.mlflow_port} --backend-store-uri {tracking}"
+    )
     return False, (
         f"**MLflow UI** does not answer at {url} (runs are still tracked in `{tracking}`). "
         f"Start everything with `make run`, or the UI alone with `{alone}`."

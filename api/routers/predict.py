@@ -34,8 +34,7 @@ def predict(body: PredictRequest, champion: ChampionDep, settings: SettingsDep) 
             f"{len(body.records)} records: at most {settings.max_batch_rows} per request "
             "(DPE_MAX_BATCH_ROWS); send a CSV to /predict/csv for more",
         )
-    records = [record.model_dump() for record in body.records]
-    predictions = champion.predict(records, source="api")
+    predictions = champion.predict(body.records, source="api")
     # A dict, not a PredictResponse: FastAPI validates and serialises it in one pass.
     return {"model_version": champion.model_version, "predictions": predictions}
 

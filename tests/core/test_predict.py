@@ -4,6 +4,8 @@ engines against sklearn, single vs batch vs CSV vs CLI, the prediction sink."""
 import json
 import logging
 import pickle
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -26,7 +28,7 @@ from core.rules import RuleClassifier
 from core.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL
 from core.storage import Store
 from tests.champion import as_floats, labelled, publish_champion, sample_records, train_pipeline
-from tests.conftest import cli_env, run_cli
+from tests.conftest import ROOT, cli_env, run_cli
 
 SECTOR = "W : Administrations, banques, bureaux"
 
@@ -311,3 +313,16 @@ def test_a_failing_sink_does_not_break_predicting(settings, pipeline, records):
 def test_manifest_is_what_the_store_holds(settings, champion):
     stored = json.loads(Store(settings).read_bytes(MANIFEST_PATH))
     assert champion.manifest == stored and champion.model_version == "1"
+
+
+def test_loading_never_imports_mlflow(settings, champion):
+    code = (
+        "import sys; from core.config import Settings; from core.predict import load_champion; "
+        f"champion = load_champion(Settings(_env_file=None, home={str(settings.home)!r})); "
+        "champion.predict([{}]); print(sorted(m for m in sys.modules if m.startswith('mlflow')))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"

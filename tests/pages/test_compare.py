@@ -55,3 +55,14 @@ def test_promotion_needs_a_confirmation(own_data_env, data_home):
     manifest = registry.current_champion(get_settings())
     assert manifest["run_id"] == rules_run
     assert f"v{manifest['model_version']}" in texts(app.markdown)
+
+
+def test_mlflow_down_is_a_warning_not_an_error(empty_env, monkeypatch):
+    from core.config import get_settings
+    from tests.servers import free_port
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    get_settings.cache_clear()
+    app = open_page(PAGE)
+    assert_clean(app)
+    assert "unreachable" in texts(app.warning)

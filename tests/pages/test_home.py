@@ -83,3 +83,18 @@ def test_a_bad_csv_is_a_warning_naming_the_problem(empty_env):
     assert_clean(app)
     assert "N°DPE" in texts(app.warning)
     assert "No data yet" in texts(app.info)
+
+
+def test_a_running_mlflow_server_shows_online(empty_env, mlflow_server, monkeypatch):
+    from core.config import get_settings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.delenv("DPE_MLFLOW_UI_URL")  # the UI is the tracking server itself
+    get_settings.cache_clear()
+    app = open_page()
+    assert_clean(app)
+    statuses = [m.value for m in app.metric if m.label == "Status"]
+    assert statuses == ["online", "offline"]  # MLflow, API
+    assert "MLflow" not in texts(app.warning) and "API" in texts(app.warning)
+    links = {b.proto.label: b.proto.url for b in app.get("link_button")}
+    assert links["Open the MLflow UI"] == mlflow_server
