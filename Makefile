@@ -54,8 +54,10 @@ lint-deploy: install system-deps
 ingest: install
 	$(PY) -m core ingest
 
+# Each benchmark writes its section of docs/benchmarks.md; run them on a quiet machine.
+BENCHES := ingest train api explore monitoring
 bench: install
-	$(PY) -m bench
+	@for name in $(BENCHES); do echo "== bench/bench_$$name.py"; $(PY) -m bench.bench_$$name || exit 1; done
 
 # `make run`: DPE_HOME and the ports as core.config.Settings resolves them (environment, then
 # .env, then defaults), printed as shell assignments; ingest when there is no dataset yet (no

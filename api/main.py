@@ -34,21 +34,20 @@ class BodySizeLimit:
     """413 before reading a body whose Content-Length is above DPE_MAX_UPLOAD_MB: FastAPI
     would otherwise read (and spool) the whole upload before any route code runs."""
 
-    def __init__(self, app, settings: Settings | None):
+    def __init__(self, app, limit_mb: int):
         self.app = app
-        self.settings = settings
+        self.limit_mb = limit_mb
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
-            limit_mb = (self.settings or get_settings()).max_upload_mb
             length = dict(scope["headers"]).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > limit_mb * 2**20:
+            if length.isdigit() and int(length) > self.limit_mb * 2**20:
+                detail = (
+                    f"request body of {int(length)} bytes: at most {self.limit_mb} MB "
+                    "(DPE_MAX_UPLOAD_MB)"
+                )
                 response = JSONResponse(
-                    {
-                        "detail": f"request body of {int(length)} bytes: at most {limit_mb} MB "
-                        "(DPE_MAX_UPLOAD_MB)"
-                    },
-                    status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+                    {"detail": detail}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
                 )
                 return await response(scope, receive, send)
         return await self.app(scope, receive, send)
@@ -57,24 +56,25 @@ class BodySizeLimit:
 def create_app(
     settings: Settings | None = None, prediction_sink: PredictionSink | None = None
 ) -> FastAPI:
-    """The app. `settings` replaces get_settings() everywhere (tests); `prediction_sink`
-    receives every prediction off the request path (see core.predict.PredictionSink)."""
+    """The app, with `settings` (default: `get_settings()`, from the environment) as its one
+    Settings; `prediction_sink` receives every prediction off the request path (default: the
+    prediction log, unless DPE_LOG_PREDICTIONS=false; see core.predict.PredictionSink)."""
+    settings = settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # Our INFO lines (which champion is served, why none is) next to uvicorn's.
         logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
-        active = settings or get_settings()
         try:
-            check_production_token(active)
+            check_production_token(settings)
         except DpeError as error:
             log.error("refusing to start: %s", error)
             raise
         sink, logger = prediction_sink, None
-        if sink is None and active.log_predictions:
-            logger = PredictionLogger(active)  # core.monitoring: writes off the request path
+        if sink is None and settings.log_predictions:
+            logger = PredictionLogger(settings)  # core.monitoring: writes off the request path
             sink = logger.log
-        app.state.serving = ServingState(active, sink)
+        app.state.serving = ServingState(settings, sink)
         watcher = asyncio.create_task(app.state.serving.watch())
         yield
         watcher.cancel()
@@ -87,9 +87,8 @@ def create_app(
         version="1.0",
         lifespan=lifespan,
     )
-    if settings is not None:
-        app.dependency_overrides[get_settings] = lambda: settings
-    app.add_middleware(BodySizeLimit, settings=settings)
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, limit_mb=settings.max_upload_mb)
     for router in (health.router, model.router, predict.router, admin.router):
         app.include_router(router)
 

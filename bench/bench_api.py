@@ -322,7 +322,7 @@ def report(results: dict) -> str:
         for path, key in (
             ("`POST /predict/csv` (upload, answer downloaded)", "route_s"),
             ("`python -m core predict` (whole process)", "cli_s"),
-            ("`python -m core predict` (load champion → CSV written)", "cli_inside_s"),
+            ("`python -m core predict` (CSV read → CSV written)", "cli_inside_s"),
         )
     )
     return f"""## API

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     api_port: int = 8000
     ui_port: int = 8501
     api_url: str | None = None
+    # The API as the user's browser reaches it, when that differs from DPE_API_URL (compose).
+    api_public_url: str | None = None
     mlflow_ui_url: str | None = None
 
     # API

@@ -3,6 +3,8 @@
 Metrics are flat `{name: float}` dicts, as MLflow logs them: the headline ones
 (accuracy, macro_f1, balanced_accuracy, log_loss, ece) and, per label, precision_X,
 recall_X, f1_X and support_X, so class imbalance is visible next to the averages.
+With the consumption, `monotonicity_violations`: how often raising only the consumption
+gives a better label (`non_monotone`).
 """
 
 import numpy as np
@@ -24,18 +26,24 @@ from core.schema import LABELS
 
 HEADLINE = ("accuracy", "macro_f1", "balanced_accuracy", "log_loss")
 CALIBRATION_BINS = 10
+# kWhEP/m²/an, 5-unit steps across every scale's bounds (all multiples of 5, the highest
+# 1,130): the grid a building's consumption is raised over to check monotonicity.
+CONSUMPTIONS = np.arange(0.0, 1500.0, 5.0)
+MONOTONICITY_CHUNK = 50  # buildings predicted at a time (x len(CONSUMPTIONS) rows)
 
 
-def metrics(y_true, proba: np.ndarray, classes) -> dict[str, float]:
-    """Headline and per-label metrics from predicted probabilities (columns = `classes`)."""
+def metrics(y_true, proba: np.ndarray, classes, y_pred=None) -> dict[str, float]:
+    """Headline and per-label metrics from predicted probabilities (columns = `classes`)
+    and the predicted labels (default: the most probable class of each row)."""
     classes = np.asarray(classes)
-    y_pred = classes[np.argmax(proba, axis=1)]
+    if y_pred is None:
+        y_pred = classes[np.argmax(proba, axis=1)]
     result = {
         "accuracy": accuracy_score(y_true, y_pred),
         "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
         "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
         "log_loss": log_loss(y_true, proba, labels=classes),
-        "ece": expected_calibration_error(y_true, proba, classes),
+        "ece": expected_calibration_error(y_true, proba, classes, y_pred),
     }
     labels = [label for label in LABELS if label in set(classes) | set(y_true)]
     precision, recall, f1, support = precision_recall_fscore_support(
@@ -49,10 +57,16 @@ def metrics(y_true, proba: np.ndarray, classes) -> dict[str, float]:
     return {name: float(value) for name, value in result.items()}
 
 
-def expected_calibration_error(y_true, proba: np.ndarray, classes) -> float:
-    """How far the top label's probability is from its hit rate, averaged over bins."""
-    confidence = proba.max(axis=1)
-    hits = np.asarray(classes)[proba.argmax(axis=1)] == np.asarray(y_true)
+def expected_calibration_error(y_true, proba: np.ndarray, classes, y_pred=None) -> float:
+    """How far the predicted label's probability (default: the top one's) is from its hit
+    rate, averaged over bins."""
+    classes = np.asarray(classes)
+    predicted = np.argmax(proba, axis=1)
+    if y_pred is not None:
+        column = {label: i for i, label in enumerate(classes)}
+        predicted = np.array([column[label] for label in y_pred], dtype=int)
+    confidence = proba[np.arange(len(proba)), predicted]
+    hits = classes[predicted] == np.asarray(y_true)
     bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
     error = 0.0
     for b in np.unique(bins):
@@ -62,7 +76,38 @@ def expected_calibration_error(y_true, proba: np.ndarray, classes) -> float:
 
 
 def model_metrics(model, X, y) -> dict[str, float]:
-    return metrics(y, model.predict_proba(X), model.classes_)
+    # The model's own labels: the scale model's is a median, not the argmax of its proba.
+    return metrics(y, model.predict_proba(X), model.classes_, model.predict(X))
+
+
+def non_monotone(model, buildings, consumptions=CONSUMPTIONS) -> np.ndarray:
+    """For each building (a DataFrame or a list of records), whether raising only its
+    `conso_kwhep_m2_an` over `consumptions` (ascending) gives a better label somewhere.
+
+    By regulation a higher consumption never gives a better label: the rules and the
+    scale model never do (by construction), a forest often does.
+    """
+    frame = pd.DataFrame(buildings).reset_index(drop=True)
+    consumptions = np.asarray(consumptions, dtype=float)
+    found = np.zeros(len(frame), dtype=bool)
+    for start in range(0, len(frame), MONOTONICITY_CHUNK):
+        part = frame.iloc[start : start + MONOTONICITY_CHUNK]
+        grid = part.loc[part.index.repeat(len(consumptions))].reset_index(drop=True)
+        grid["conso_kwhep_m2_an"] = np.tile(consumptions, len(part))
+        index = label_indices(model.predict(grid)).reshape(len(part), len(consumptions))
+        found[start : start + len(part)] = (np.diff(index, axis=1) < 0).any(axis=1)
+    return found
+
+
+def monotonicity_violations(model, buildings, consumptions=CONSUMPTIONS) -> float:
+    """The fraction of `buildings` that are `non_monotone` (0 when there are none)."""
+    found = non_monotone(model, buildings, consumptions)
+    return float(found.mean()) if len(found) else 0.0
+
+
+def label_indices(labels) -> np.ndarray:
+    """0 (A) .. 6 (G) for each label."""
+    return np.array([LABELS.index(str(label)) for label in labels], dtype=int)
 
 
 def baseline_metrics(feature_set: str, X_train, y_train, X_test, y_test) -> dict[str, float]:

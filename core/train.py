@@ -35,7 +35,14 @@ from core import evaluate, registry, warehouse
 from core.config import Settings
 from core.errors import DpeError
 from core.features import FEATURE_SETS, LEAKING_FEATURE_SETS
-from core.models import FAMILIES, RANDOM_CANDIDATES, SEARCHES, build_pipeline, search_space
+from core.models import (
+    FAMILIES,
+    RANDOM_CANDIDATES,
+    SEARCHES,
+    build_pipeline,
+    check_family,
+    search_space,
+)
 from core.schema import LABELS, RECORD_FIELDS
 
 log = logging.getLogger(__name__)
@@ -248,16 +255,18 @@ def train(
     test_size: float = TEST_SIZE,
     params: dict | None = None,
 ) -> dict:
-    """Train `model` (rules|logreg|rf|hgb) on `feature_set` and log it as one MLflow run.
+    """Train `model` (rules|logreg|rf|hgb|scale) on `feature_set`; log it as one MLflow run.
 
     `search`: none|grid|random, scored by macro-F1 over `cv` stratified folds of the
     training part. `params`: pipeline parameters fixed before the search, e.g.
     `{"classify__n_estimators": 50}`. `progress(fraction, message)` is called at each step.
-    Returns run_id, metrics (test split, baseline_* on the same split) and what was trained.
+    Returns run_id, metrics (test split, baseline_* on the same split; with the
+    consumption, monotonicity_violations) and what was trained.
     """
     _check_choice("feature set", feature_set, FEATURE_SETS)
     _check_choice("model", model, FAMILIES)
     _check_choice("search", search, SEARCHES)
+    check_family(model, feature_set)
     report = _Reporter(progress)
     report(0.0, f"loading dataset {dataset_version or '(current)'}")
     info, frame = warehouse.load_dataset(settings, dataset_version)
@@ -277,6 +286,9 @@ def train(
     with threadpool_limits(1):
         metrics = evaluate.model_metrics(fitted, X_test, y_test)
         metrics.update(evaluate.baseline_metrics(feature_set, X_train, y_train, X_test, y_test))
+        if "conso_kwhep_m2_an" in FEATURE_SETS[feature_set]:
+            # Test buildings whose label gets better somewhere as only the consumption rises.
+            metrics["monotonicity_violations"] = evaluate.monotonicity_violations(fitted, X_test)
         importance = evaluate.field_importance(
             fitted, X_test, y_test, FEATURE_SETS[feature_set], seed
         )

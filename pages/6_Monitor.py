@@ -21,13 +21,13 @@ WINDOWS = {
 DRIFT_COLOR, STEADY_COLOR, CURRENT_COLOR = "#e2001a", "#1f7a4d", "#fbba00"
 REFERENCE_COLOR = "#8a969e"
 
-settings = common.setup("Monitor", "📈")
-st.title("📈 Monitor drift")
+settings = common.setup("Monitor", ":material/monitoring:")
+st.title(":material/monitoring: Monitor drift")
 
 manifest, problem = common.champion_manifest(settings)
 if manifest is None:
     if problem:
-        st.warning(problem, icon="⚠️")
+        st.warning(problem, icon=":material/warning:")
     else:
         common.no_champion("Monitor")
     st.stop()
@@ -72,7 +72,7 @@ try:
         str(settings.home.resolve()), settings.store_uri, since, dataset_version, settings
     )
 except DpeError as error:
-    st.warning(str(error), icon="⚠️")
+    st.warning(str(error), icon=":material/warning:")
     st.stop()
 
 current_rows = result["rows"]["current"]
@@ -82,13 +82,13 @@ if current_rows == 0:
             "No prediction logged in this window yet. Predictions made through the API, the "
             "Predict and Batch pages and `python -m core predict` are logged here; widen the "
             "window or make some.",
-            icon="📭",
+            icon=":material/inbox:",
         )
     else:
         st.info(
             f"Dataset `{common.short(dataset_version)}` added no labelled record to the version "
             "before it: nothing to compare.",
-            icon="📭",
+            icon=":material/inbox:",
         )
     st.stop()
 
@@ -101,9 +101,12 @@ if result["too_little_data"]:
         icon="⏳",
     )
 elif result["drift"]:
-    st.warning(f"Drift on {len(drifting)} feature(s): {', '.join(drifting)}.", icon="🚨")
+    st.warning(
+        f"Drift on {len(drifting)} feature(s): {', '.join(drifting)}.",
+        icon=":material/notification_important:",
+    )
 else:
-    st.success("No drift: no feature moved beyond both thresholds.", icon="✅")
+    st.success("No drift: no feature moved beyond both thresholds.", icon=":material/check_circle:")
 metrics = st.columns(4)
 metrics[0].metric("Current records", f"{current_rows:,}")
 metrics[1].metric("Training records", f"{result['rows']['reference']:,}")

@@ -96,3 +96,7 @@ def mlflow_server_command(
         artifacts,
         "--serve-artifacts",
     ]
+
+
+# MLflow's job runner starts extra Python processes that tests never use.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}

@@ -18,6 +18,7 @@ FAST_PARAMS = {
     "logreg": {},
     "rf": {"classify__n_estimators": 20},
     "hgb": {"classify__max_iter": 20},
+    "scale": {"classify__n_estimators": 20},
 }
 
 

@@ -180,7 +180,7 @@ def mlflow_ui_url(settings: Settings) -> str:
 
 
 def api_docs_url(settings: Settings) -> str:
-    return settings.public_api_url.rstrip("/") + "/docs"
+    return (settings.api_public_url or settings.public_api_url).rstrip("/") + "/docs"
 
 
 def run_url(settings: Settings, experiment_id: str | None, run_id: str) -> str:

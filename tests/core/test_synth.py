@@ -4,7 +4,6 @@ Rates are checked on 20,000 records against the real sample's figures (kept in t
 runs on a fresh clone); `test_matches_real_sample` also compares with the sample itself.
 """
 
-import argparse
 import csv
 import json
 
@@ -13,9 +12,9 @@ import pandas as pd
 import pytest
 
 from core import synth
-from core.__main__ import COMMAND_MODULES
 from core.rules import FAMILIES, LABELS, label_index
 from core.schema import COLUMNS, ID_COLUMN, SECTEURS
+from tests.conftest import run_cli
 
 OFFICIAL = [official for official, _, _ in COLUMNS]
 MAGASINS = "M : Magasins de vente, centres commerciaux"
@@ -188,12 +187,10 @@ def test_api_pages_drop_null_fields_and_chain_cursors():
 
 
 def test_cli_generate(tmp_path, settings):
-    assert "core.synth" in COMMAND_MODULES
-    parser = argparse.ArgumentParser()
-    synth.add_cli(parser.add_subparsers(dest="command"))
     output = tmp_path / "gen.csv"
-    args = parser.parse_args(["generate", "--rows", "120", "--seed", "3", "--output", str(output)])
-    assert args.run(args, settings) == {"rows": 120, "path": str(output)}
+    code, result, _ = run_cli("generate", "--rows", "120", "--seed", "3", "--output", str(output))
+    assert code == 0
+    assert result == {"rows": 120, "path": str(output)}
     assert len(pd.read_csv(output, dtype=str)) == 120
 
 

@@ -10,9 +10,17 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from core import rules
 from core.errors import DpeError
-from core.features import FEATURE_SETS
-from core.models import RANDOM_CANDIDATES, build_pipeline
+from core.features import FEATURE_SETS, RecordEncoder
+from core.models import (
+    RANDOM_CANDIDATES,
+    ScaleClassifier,
+    build_pipeline,
+    encoded_scale_layout,
+    label_index_from_proba,
+    median_label_index,
+)
 from core.schema import LABELS
 from core.train import labelled_rows, train
 from tests.conftest import cli_env, run_cli
@@ -38,7 +46,7 @@ def artifact_paths(client, run_id, path=None) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("model", ["rules", "logreg", "rf", "hgb"])
+@pytest.mark.parametrize("model", ["rules", "logreg", "rf", "hgb", "scale"])
 def test_each_family_trains_and_logs_a_complete_run(home, model):
     result = fast_train(home, model, search="grid")
     metrics = result["metrics"]
@@ -47,6 +55,10 @@ def test_each_family_trains_and_logs_a_complete_run(home, model):
     assert {f"recall_{label}" for label in LABELS} <= set(metrics)  # imbalance visible
     # With the consumption, the rule baseline is scored on the same split.
     assert {"baseline_rules_accuracy", "baseline_rules_macro_f1"} <= set(metrics)
+    # ... and how often raising only the consumption gives a better label is measured.
+    assert 0 <= metrics["monotonicity_violations"] <= 1
+    if model in ("rules", "scale"):  # monotone by construction
+        assert metrics["monotonicity_violations"] == 0
 
     client, run = logged(home, result["run_id"])
     assert run.data.tags["feature_set"] == "with-consumption"
@@ -58,6 +70,7 @@ def test_each_family_trains_and_logs_a_complete_run(home, model):
     assert params["model"] == model and params["seed"] == "42" and params["test_size"] == "0.2"
     assert params["search"] == ("none" if model == "rules" else "grid")
     assert run.data.metrics["macro_f1"] == pytest.approx(metrics["macro_f1"])
+    assert "monotonicity_violations" in run.data.metrics
     (dataset,) = run.inputs.dataset_inputs
     assert dataset.dataset.digest == result["dataset_version"]
 
@@ -91,6 +104,7 @@ def test_building_only_is_compared_with_the_majority_label(home):
     metrics = result["metrics"]
     assert {"baseline_majority_accuracy", "baseline_majority_macro_f1"} <= set(metrics)
     assert not any(name.startswith("baseline_rules") for name in metrics)
+    assert "monotonicity_violations" not in metrics  # no consumption to raise
     _, run = logged(home, result["run_id"])
     assert run.data.tags["label_leaking"] == "false"
     assert result["label_leaking"] is False
@@ -125,6 +139,62 @@ def test_the_rule_model_takes_dicts_or_a_frame_and_building_only_ignores_consump
     assert model.predict(records[0]).tolist() == ["C"]
     blind = build_pipeline("rules", "building-only").fit(pd.DataFrame(records), ["B", "B", "A"])
     assert blind.predict(records).tolist() == ["B", "B", "B"]
+
+
+@pytest.mark.filterwarnings("ignore:All-NaN slice")  # the fields these records lack
+def test_the_scale_model_learns_which_scale_applies_then_applies_it():
+    """Offices labelled on the « autres » scale, shops on the « centres commerciaux » one:
+    the model learns which building follows which scale, and the scales do the rest."""
+    rng = np.random.default_rng(0)
+    sectors = ["W : Administrations, banques, bureaux", "M : Magasins de vente"]
+    records, y = [], []
+    for sector in sectors:
+        family = "autres_batiments" if sector.startswith("W") else "centre_commercial"
+        for conso in rng.uniform(5, 600, 60):
+            records.append({"secteur_activite": sector, "conso_kwhep_m2_an": conso})
+            y.append(rules.label_for(conso, family))
+    model = build_pipeline("scale", "with-consumption").fit(pd.DataFrame(records), y)
+    assert model.predict(records).tolist() == y
+    probe = [{"secteur_activite": s, "conso_kwhep_m2_an": 100.0} for s in sectors]
+    # 100 kWhEP/m²/an: C on the « autres » scale (90 < 100 <= 170), B on the other one.
+    assert model.predict(probe).tolist() == ["C", "B"]
+    median = sorted(y)[(len(y) - 1) // 2]  # without a consumption: the training labels'
+    assert model.predict([{"secteur_activite": "W : bureaux"}]).tolist() == [median]
+    proba = model.predict_proba(probe + [{}])
+    assert proba.shape == (3, 7) and np.allclose(proba.sum(axis=1), 1)
+
+
+def test_the_scale_model_predicts_the_median_label_which_the_argmax_is_not():
+    # A building 40 % on a scale where it is D, 30 % E and 30 % F on two others: the
+    # argmax says D (0.4), the median E (D 0.4, then 0.7 by E).
+    proba = np.array([[0, 0, 0, 0.4, 0.3, 0.3, 0]])
+    assert median_label_index(proba).tolist() == [4]
+    assert label_index_from_proba(ScaleClassifier(), proba).tolist() == [4]
+    assert label_index_from_proba(build_pipeline("rf", "building-only"), proba).tolist() == [3]
+    # Ties: exactly 1/2 by C is C.
+    assert median_label_index(np.array([[0, 0.25, 0.25, 0.5, 0, 0, 0]])).tolist() == [2]
+
+
+def test_the_scale_model_reads_the_building_columns_and_the_scale_labels(home):
+    from core import warehouse
+
+    _, frame = warehouse.load_dataset(home)
+    X, _ = labelled_rows(frame, "with-consumption")
+    names = RecordEncoder("with-consumption").fit(X).get_feature_names_out()
+    building, labels = encoded_scale_layout(len(names))
+    blind = RecordEncoder("building-only").fit(X).get_feature_names_out()
+    assert list(names[labels]) == [f"rule_label__{family}" for family in rules.FAMILIES]
+    families = [f"rule_family={family}" for family in rules.FAMILIES]
+    assert list(names[building]) == [*blind, *families]  # nothing about the consumption
+    with pytest.raises(ValueError, match="RecordEncoder"):
+        ScaleClassifier().fit(RecordEncoder("building-only").fit(X).transform(X), ["A"] * len(X))
+
+
+def test_the_scale_model_needs_the_consumption(home):
+    with pytest.raises(DpeError, match="scale model reads the consumption.*with-consumption"):
+        train(home, "building-only", "scale")
+    with pytest.raises(DpeError, match="scale model reads the consumption"):
+        build_pipeline("scale", "building-only")
 
 
 def test_bad_inputs_are_one_line_errors(home):

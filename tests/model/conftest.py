@@ -1,10 +1,12 @@
 """Models the behavioural tests question, trained once per session through `core.train`
-(logged to MLflow, loaded back from it): the rule model and a with-consumption forest, on
-the real ADEME sample when it is present, else on generated records (a fresh clone)."""
+(logged to MLflow, loaded back from it): the rule model, a with-consumption forest and the
+scale model, on the real ADEME sample when it is present, else on generated records (a
+fresh clone)."""
 
 from dataclasses import dataclass
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -18,6 +20,7 @@ class Trained:
     model: object  # the sklearn Pipeline, as MLflow gives it back
     model_uri: str
     family: str
+    metrics: dict  # as train() logged them
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +40,11 @@ def trained_home(tmp_path_factory, training_source):
 @pytest.fixture(scope="session")
 def models(trained_home) -> dict[str, Trained]:
     found = {}
-    for family, params in (("rules", {}), ("rf", {"classify__n_estimators": 100})):
+    trees = {"classify__n_estimators": 100}
+    for family, params in (("rules", {}), ("rf", trees), ("scale", trees)):
         result = fast_train(trained_home, family, params=params)
         model = mlflow.sklearn.load_model(result["model_uri"])
-        found[family] = Trained(model, result["model_uri"], family)
+        found[family] = Trained(model, result["model_uri"], family, result["metrics"])
     return found
 
 
@@ -51,3 +55,24 @@ def buildings(trained_home) -> pd.DataFrame:
     X, _ = labelled_rows(frame, "with-consumption")
     X = X.sample(60, random_state=0).reset_index(drop=True).astype(object)
     return X.where(X.notna(), None)
+
+
+@pytest.fixture(scope="session")
+def generated_buildings(models) -> pd.DataFrame:
+    """Buildings no dataset holds: each field drawn apart from the others among the values
+    the encoder has seen, an unseen value or None; numbers around the training medians."""
+    encoder = models["scale"].model.named_steps["encode"]
+    rng = np.random.default_rng(7)
+    records = []
+    for _ in range(60):
+        record = {}
+        for name in encoder.category_fields:
+            choices = [*encoder.known_values_[name], None, "une valeur jamais vue"]
+            record[name] = choices[rng.integers(len(choices))]
+        for name in encoder.number_fields:
+            if rng.random() < 0.2:
+                record[name] = None
+            else:
+                record[name] = float(abs(encoder.medians_[name] or 1.0) * rng.lognormal(0, 1))
+        records.append(record)
+    return pd.DataFrame(records, dtype=object)
