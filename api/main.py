@@ -53,6 +53,17 @@ class BodySizeLimit:
         return await self.app(scope, receive, send)
 
 
+def _column_sink(logger: PredictionLogger) -> PredictionSink:
+    """`logger.log` as a sink that takes the records as columns (see core.predict): it reads
+    a mapping of columns, so no DataFrame is built per request only to be taken apart."""
+
+    def sink(records, results, model_version, source):
+        logger.log(records, results, model_version, source)
+
+    sink.takes_columns = True
+    return sink
+
+
 def create_app(
     settings: Settings | None = None, prediction_sink: PredictionSink | None = None
 ) -> FastAPI:
@@ -73,7 +84,7 @@ def create_app(
         sink, logger = prediction_sink, None
         if sink is None and settings.log_predictions:
             logger = PredictionLogger(settings)  # core.monitoring: writes off the request path
-            sink = logger.log
+            sink = _column_sink(logger)
         app.state.serving = ServingState(settings, sink)
         watcher = asyncio.create_task(app.state.serving.watch())
         yield

@@ -34,6 +34,7 @@ from sklearn.pipeline import Pipeline
 from core.config import Settings
 from core.features import RecordEncoder
 from core.ingest import clean, read_csv
+from core.models import label_index_from_proba
 from core.schema import LABELS, RECORD_FIELDS
 from core.synth import generate_records, write_csv
 from tests.champion import input_example, labelled, publish_champion
@@ -274,7 +275,7 @@ def check_identical(ours: Server, mlflow: Server, pipeline: Pipeline, X: pd.Data
         together = ours.predict(client, records)
     with httpx.Client(base_url=mlflow.url) as client:
         theirs = mlflow.predict(client, records)
-    ours_labels = np.array(LABELS, dtype=object)[one_by_one.argmax(axis=1)]
+    ours_labels = np.array(LABELS, dtype=object)[label_index_from_proba(pipeline, one_by_one)]
     return {
         "records": len(records),
         "one_max_diff": float(np.abs(one_by_one - expected).max()),

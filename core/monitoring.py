@@ -538,7 +538,7 @@ def label_shift(settings: Settings, reference: pd.DataFrame, current: pd.DataFra
     if labels.empty:
         return None
     champion = predict.load_champion(settings)
-    expected = np.array(LABELS)[champion.predict_proba(reference).argmax(axis=1)]
+    expected = champion.labels_of(champion.predict_proba(reference))
     result = compare_feature(
         pd.Series(expected), labels, "category", settings, categories=list(LABELS)
     )

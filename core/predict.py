@@ -37,6 +37,7 @@ import pandas as pd
 from core.config import Settings
 from core.errors import DpeError
 from core.features import RecordEncoder
+from core.models import label_index_from_proba
 from core.schema import LABEL_COLUMN, LABELS, OFFICIAL_TO_SNAKE, RECORD_FIELDS, to_snake_case
 from core.storage import Store
 
@@ -53,6 +54,8 @@ VERIFY_ROWS = 200  # synthetic records each engine is checked on at load time
 # A prediction sink receives (records, results, model_version, source) after each prediction,
 # on a background thread: records is a DataFrame of the snake_case record fields, results a
 # list of {"label", "probabilities", "error"}. `core.monitoring.PredictionLogger.log` fits.
+# A sink with `takes_columns = True` gets, from `Champion.predict`, a mapping of the fields'
+# columns (name -> array) instead: no DataFrame is built for it (the API's log is one).
 PredictionSink = Callable[[pd.DataFrame, list[dict], str, str], None]
 
 # The one thread every champion hands its predictions to its sink on.
@@ -340,6 +343,11 @@ class Champion:
             setattr(self, f"_{size}", engine)
             self.engines[size] = name
 
+    def labels_of(self, proba: np.ndarray) -> np.ndarray:
+        """The label of each row of probabilities, as the model itself decides it (the scale
+        model answers the median class, which stays monotone in the consumption)."""
+        return np.array(LABELS, dtype=object)[label_index_from_proba(self.pipeline, proba)]
+
     def predict_proba(self, records) -> np.ndarray:
         """Probabilities (n, 7), columns A..G, of records already validated: a list of
         dicts or a DataFrame of snake_case fields, numbers as numbers."""
@@ -376,14 +384,17 @@ class Champion:
             pd.DataFrame({name: inputs[name][valid] for name in RECORD_FIELDS}, dtype=object)
         )
         results = [{"label": None, "probabilities": None, "error": e} for e in errors]
-        labels = np.array(LABELS)[np.argmax(proba, axis=1)].tolist()
+        labels = self.labels_of(proba).tolist()
         for row, label, probabilities in zip(valid.tolist(), labels, proba.tolist(), strict=True):
             results[row] = {
                 "label": label,
                 "probabilities": dict(zip(LABELS, probabilities, strict=True)),
                 "error": None,
             }
-        self._log(lambda: pd.DataFrame(inputs), lambda: results, source)
+        if getattr(self.sink, "takes_columns", False):
+            self._log(lambda: inputs, lambda: results, source)
+        else:
+            self._log(lambda: pd.DataFrame(inputs), lambda: results, source)
         return results
 
     def _check(self, columns, floats, errors: "_Errors", number_checks: dict) -> None:
@@ -605,7 +616,7 @@ def predict_frame(
         if progress:
             progress((start + len(rows)) / len(valid))
     labels = np.full(len(cleaned), None, dtype=object)
-    labels[valid] = np.array(LABELS, dtype=object)[np.argmax(proba[valid], axis=1)]
+    labels[valid] = champion.labels_of(proba[valid])
     result = frame.drop(columns=[c for c in PREDICTION_COLUMNS if c in frame])
     result = result.reset_index(drop=True)
     result["predicted_label"] = labels

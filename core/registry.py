@@ -47,6 +47,7 @@ RUN_COLUMNS = (
     "dataset_version",
     "leaking",
     *HEADLINE,
+    "monotonicity_violations",  # with-consumption runs only
     "baseline",
     "baseline_accuracy",
     "baseline_macro_f1",
@@ -158,7 +159,7 @@ def _run_row(run) -> dict:
         "baseline_macro_f1": metrics.get(f"baseline_{baseline}_macro_f1"),
         "status": run.info.status,
     }
-    row.update({name: metrics.get(name) for name in HEADLINE})
+    row.update({name: metrics.get(name) for name in (*HEADLINE, "monotonicity_violations")})
     return row
 
 
@@ -203,7 +204,11 @@ def run_details(settings: Settings, run_id: str) -> dict:
         "dataset_version": tags.get("dataset_version"),
         "leaking": tags.get("label_leaking") == "true",
         "params": dict(run.data.params),
-        "metrics": {name: metrics[name] for name in (*HEADLINE, "ece") if name in metrics},
+        "metrics": {
+            name: metrics[name]
+            for name in (*HEADLINE, "ece", "monotonicity_violations")
+            if name in metrics
+        },
         "per_class": per_class,
         "baseline": {
             name: value for name, value in metrics.items() if name.startswith("baseline_")

@@ -222,8 +222,6 @@ def test_dockerignore_sends_only_the_runtime_code():
 
 # --- make run --------------------------------------------------------------------------------
 
-WORKBENCH_MISSING = not ((ROOT / "api" / "main.py").exists() and (ROOT / "Home.py").exists())
-
 
 def answers(url: str) -> bool:
     try:
@@ -239,7 +237,6 @@ def port_closed(port: int) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(WORKBENCH_MISSING, reason="waits for api/main.py and Home.py", strict=False)
 @pytest.mark.parametrize("source", ["sample", "missing"])
 def test_make_run_starts_three_services_and_ctrl_c_stops_them(source, tmp_path, request):
     """`make run`: ingest (or say how to point DPE_SOURCE at a CSV), MLflow + API + workbench on

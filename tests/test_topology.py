@@ -3,7 +3,6 @@ packages on 127.0.0.1 (tests/topology.py) with the environment variables docker-
 then the whole flow: ingest -> train -> promote -> the API serves the champion read from S3."""
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -127,24 +126,10 @@ def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(topology, tmp_
 
 def test_workbench_starts_as_compose_runs_it(topology, tmp_path):
     """Streamlit with compose's command and environment: healthy by compose's healthcheck."""
-    if not (ROOT / "Home.py").exists():
-        pytest.xfail("waits for Home.py")
     with compose_service(topology, "workbench", tmp_path, env={"DPE_HOME": str(tmp_path)}):
         assert topology.healthcheck("workbench").returncode == 0
         page = httpx.get(topology.url("workbench"), timeout=10)
         assert page.status_code == 200 and "<html" in page.text.lower()
-
-
-def _flow_missing() -> bool:
-    """True until the CLI has train and promote and the API app exists (others' modules)."""
-    import argparse
-
-    from core.__main__ import build_parser
-
-    if importlib.util.find_spec("api.main") is None:
-        return True
-    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
-    return not {"train", "promote"} <= set(commands.choices)
 
 
 def _record_for(schema: list[dict], row: dict) -> dict:
@@ -162,8 +147,6 @@ def _record_for(schema: list[dict], row: dict) -> dict:
 def test_ingest_train_promote_then_api_serves_the_champion_from_s3(topology, sample_csv, tmp_path):
     """The compose flow: the workbench's CLI trains and promotes through the MLflow server into
     the S3 store; the API, with compose's environment and its own empty DPE_HOME, serves it."""
-    if _flow_missing():  # runs, and must pass, as soon as those commands exist
-        pytest.xfail("waits for train/promote/API")
     env = {**topology.env("workbench"), "DPE_HOME": str(tmp_path / "workbench-home")}
     ingested = cli(env, "ingest", "--source", str(sample_csv))
     bucket, _, prefix = env["DPE_MODEL_STORE_URI"].removeprefix("s3://").partition("/")

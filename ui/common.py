@@ -159,7 +159,7 @@ def runs_table(runs: pd.DataFrame, champion_run: str | None) -> pd.DataFrame:
             "dataset": runs["dataset_version"].astype(str).str[:12],
         }
     )
-    for name in (*HEADLINE, "baseline_macro_f1"):
+    for name in (*HEADLINE, "monotonicity_violations", "baseline_macro_f1"):
         table[name.replace("_", " ")] = runs[name].round(3)
     table["baseline"] = runs["baseline"]
     return table

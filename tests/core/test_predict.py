@@ -16,6 +16,7 @@ from sklearn.pipeline import Pipeline
 from core import predict
 from core.errors import DpeError
 from core.ingest import clean, read_csv
+from core.models import build_pipeline
 from core.predict import (
     MANIFEST_PATH,
     PREDICTION_COLUMNS,
@@ -27,6 +28,7 @@ from core.predict import (
 from core.rules import RuleClassifier
 from core.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL
 from core.storage import Store
+from core.synth import generate_records
 from tests.champion import as_floats, labelled, publish_champion, sample_records, train_pipeline
 from tests.conftest import ROOT, cli_env, run_cli
 
@@ -326,3 +328,18 @@ def test_loading_never_imports_mlflow(settings, champion):
     )
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == "[]"
+
+
+def test_a_scale_champion_answers_its_own_monotone_label(settings):
+    """Serving turns probabilities into labels as the model does: the scale model's median
+    class, which never gets better when only the consumption rises (its argmax may)."""
+    X, y = labelled(generate_records(2000, seed=5))
+    pipeline = build_pipeline("scale", "with-consumption").fit(X, y)
+    publish_champion(settings, pipeline, 1)
+    champion = load_champion(settings)
+    buildings = X.iloc[:40].astype(object).to_dict("records")
+    for building in buildings:
+        grid = [{**building, "conso_kwhep_m2_an": float(c)} for c in range(0, 1500, 10)]
+        served = [result["label"] for result in champion.predict(grid)]
+        assert served == list(pipeline.predict(grid))
+        assert served == sorted(served)  # never a better label as the consumption rises

@@ -207,6 +207,7 @@ def test_runs_are_listed_best_first_and_filtered(trained):
     row = listed.set_index("run_id").loc[runs["rules"]]
     assert row["model"] == "rules" and row["features"] == "with-consumption"
     assert bool(row["leaking"]) and row["baseline"] == "rules"
+    assert row["monotonicity_violations"] == 0  # the official scales are monotone
     assert isinstance(row["start_time"], pd.Timestamp)
     assert registry.list_runs(settings, feature_set="building-only").empty
     assert registry.list_runs(settings, dataset_version="nope").empty

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from core import rules
+from core import evaluate, rules
 from core.errors import DpeError
 from core.features import FEATURE_SETS, RecordEncoder
 from core.models import (
@@ -190,6 +190,18 @@ def test_the_scale_model_reads_the_building_columns_and_the_scale_labels(home):
         ScaleClassifier().fit(RecordEncoder("building-only").fit(X).transform(X), ["A"] * len(X))
 
 
+def test_a_label_that_gets_better_as_the_consumption_rises_is_caught():
+    class Dented:  # B, then A between 100 and 200 kWhEP/m²/an for the second building only
+        def predict(self, frame):
+            conso, dented = frame["conso_kwhep_m2_an"], frame["categorie_erp"] == "dented"
+            return np.where(dented & conso.between(100, 200), "A", np.where(conso < 300, "B", "C"))
+
+    buildings = [{"categorie_erp": "flat"}, {"categorie_erp": "dented"}]
+    assert evaluate.non_monotone(Dented(), buildings).tolist() == [False, True]
+    assert evaluate.monotonicity_violations(Dented(), buildings) == 0.5
+    assert evaluate.monotonicity_violations(Dented(), []) == 0.0
+
+
 def test_the_scale_model_needs_the_consumption(home):
     with pytest.raises(DpeError, match="scale model reads the consumption.*with-consumption"):
         train(home, "building-only", "scale")
@@ -251,7 +263,15 @@ def test_on_the_real_sample_learned_models_beat_their_baselines(tmp_path, sample
     metrics = leaking["metrics"]
     assert metrics["accuracy"] > metrics["baseline_rules_accuracy"] + 0.05
     assert metrics["macro_f1"] > metrics["baseline_rules_macro_f1"] + 0.05
+    # The scale model beats the rules too, and stays monotone in the consumption.
+    scale = fast_train(settings, "scale", params={})["metrics"]
+    assert scale["macro_f1"] > scale["baseline_rules_macro_f1"] + 0.05
+    assert scale["monotonicity_violations"] == 0
     blind = fast_train(settings, "rf", "building-only", params={"classify__n_estimators": 100})
     metrics = blind["metrics"]
     assert metrics["macro_f1"] > metrics["baseline_majority_macro_f1"] + 0.1
-    print(json.dumps({"with-consumption": leaking["metrics"], "building-only": metrics}))
+    print(
+        json.dumps(
+            {"with-consumption": leaking["metrics"], "scale": scale, "building-only": metrics}
+        )
+    )
