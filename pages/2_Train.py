@@ -9,10 +9,10 @@ from ui import charts, common
 
 MODELS = {
     "rules": "Rule baseline (the official scales)",
-    "scale": "Learned scale + official thresholds (monotone; with consumption)",
     "logreg": "Logistic regression",
     "rf": "Random forest",
     "hgb": "Histogram gradient boosting",
+    "scale": "Learned scale + official thresholds (monotone; with consumption)",
 }
 SEARCHES = {
     "none": "none: default hyper-parameters",

@@ -21,6 +21,7 @@ from core.config import Settings
 from core.features import RecordEncoder
 from core.ingest import clean
 from core.predict import CHAMPION_DIR, MANIFEST_PATH
+from core.registry import input_schema
 from core.schema import LABELS, RECORD_FIELDS
 from core.storage import Store
 from core.synth import generate_records
@@ -52,30 +53,6 @@ def train_pipeline(
     X, y = labelled(records if records is not None else generate_records(3000, seed=seed))
     forest = RandomForestClassifier(n_estimators=n_estimators, random_state=seed, n_jobs=1)
     return Pipeline([("encode", RecordEncoder(feature_set)), ("classify", forest)]).fit(X, y)
-
-
-def input_schema(pipeline: Pipeline) -> list[dict]:
-    """The manifest's input schema: a field's categories are those the model was trained on
-    (plus ADEME's vocabulary), None where the field has no closed vocabulary."""
-    encoder = pipeline.named_steps["encode"]
-    schema = []
-    for name in encoder.fields:
-        spec = RECORD_FIELDS[name]
-        categories = None
-        if spec.kind == "category" and spec.categories:
-            categories = sorted(set(spec.categories) | set(encoder.known_values_[name]))
-        schema.append(
-            {
-                "name": name,
-                "type": "string" if spec.kind == "category" else "number",
-                "required": False,
-                "categories": categories,
-                "min": spec.min,
-                "max": spec.max,
-                "unit": spec.unit,
-            }
-        )
-    return schema
 
 
 def input_example(pipeline: Pipeline, rows: int = 3) -> dict:

@@ -160,7 +160,8 @@ def runs_table(runs: pd.DataFrame, champion_run: str | None) -> pd.DataFrame:
         }
     )
     for name in (*HEADLINE, "monotonicity_violations", "baseline_macro_f1"):
-        table[name.replace("_", " ")] = runs[name].round(3)
+        # None where a metric doesn't apply (monotonicity of a building-only run)
+        table[name.replace("_", " ")] = pd.to_numeric(runs[name], errors="coerce").round(3)
     table["baseline"] = runs["baseline"]
     return table
 
