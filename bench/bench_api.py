@@ -31,6 +31,7 @@ import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
+from bench.results import RESULTS, write_section
 from core.config import Settings
 from core.features import RecordEncoder
 from core.ingest import clean, read_csv
@@ -41,7 +42,6 @@ from tests.champion import input_example, labelled, publish_champion
 from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 CONCURRENCY = 8
 SINGLE_PER_ROUND = 60  # one-record requests per server and round
 CONCURRENT_PER_ROUND = 80  # requests per server and round, CONCURRENCY at a time
@@ -285,20 +285,6 @@ def check_identical(ours: Server, mlflow: Server, pipeline: Pipeline, X: pd.Data
     }
 
 
-def write_section(text: str) -> None:
-    """Replace (or add) the "## API" section of docs/benchmarks.md, leaving the rest."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = current.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == "## API"), None)
-    if start is None:
-        DOC.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    DOC.write_text("".join(lines[:start]) + text + ("\n" + tail if tail else ""))
-
-
 def report(results: dict) -> str:
     o, logged, m = results["ours"], results["ours, log on"], results["mlflow models serve"]
     b, c, cold = results["batch"], results["identical"], results["cold_s"]
@@ -415,8 +401,8 @@ def main() -> None:
             for server in servers:
                 server.stop()
     print(json.dumps(results, indent=2))
-    write_section(report(results))
-    print(f"bench: results in {DOC}", file=sys.stderr)
+    write_section("## API", report(results))
+    print(f"bench: results in {RESULTS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make `core` importable
 
+from bench.results import write_section  # noqa: E402
 from core import explore, warehouse  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.synth import write_csv  # noqa: E402
 
-RESULTS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Explore"
 QUERY_TARGET_MS = 50.0
 PAGE_TARGET_MS = 300.0
@@ -85,20 +85,6 @@ def time_queries(snap: explore.Snapshot, filters: explore.Filters, repeat: int) 
             runs.append((time.perf_counter() - started) * 1000)
         timings[name] = statistics.median(runs)
     return timings
-
-
-def write_section(text: str) -> None:
-    """Replace the "## Explore" section of docs/benchmarks.md (other sections untouched)."""
-    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    start = content.find(SECTION + "\n")
-    if start < 0:
-        content = content.rstrip("\n") + "\n\n" + text
-    else:
-        end = content.find("\n## ", start + len(SECTION))
-        tail = content[end + 1 :] if end >= 0 else ""
-        content = content[:start] + text + ("\n" + tail if tail else "")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(content)
 
 
 def report(args, prepared: dict, snap, options_ms: float, results: dict) -> tuple[str, bool]:
@@ -187,7 +173,7 @@ def main() -> int:
         text, ok = report(args, prepared, snap, options_ms, results)
     print(text)
     if not args.no_write:
-        write_section(text)
+        write_section(SECTION, text)
     return 0 if ok else 1
 
 

@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make `core` importable
 
+from bench.results import write_section  # noqa: E402
 from core.synth import write_csv  # noqa: E402
 
-RESULTS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Ingest"
 TARGET_S = 60.0
 TARGET_MB = 2048.0
@@ -55,20 +55,6 @@ def run_ingest(csv_path: Path, home: Path, logs: Path) -> dict:
         "peak_mb": usage.ru_maxrss / 1024,
         "load": os.getloadavg()[0],  # other processes' demand on the CPUs meanwhile
     }
-
-
-def write_section(text: str) -> None:
-    """Replace the "## Ingest" section of docs/benchmarks.md (other sections untouched)."""
-    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    start = content.find(SECTION + "\n")
-    if start < 0:
-        content = content.rstrip("\n") + "\n\n" + text
-    else:
-        end = content.find("\n## ", start + len(SECTION))
-        tail = content[end + 1 :] if end >= 0 else ""
-        content = content[:start] + text + ("\n" + tail if tail else "")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(content)
 
 
 def report(rows: int, seed: int, csv_mb: float, generate_s, runs: list[dict]) -> str:
@@ -129,7 +115,7 @@ def main() -> None:
         home = Path(tmp) / "home"
         runs = [run_ingest(csv_path, home, Path(tmp)) for _ in range(2)]
     text = report(args.rows, args.seed, csv_mb, generate_s, runs)
-    write_section(text)
+    write_section(SECTION, text)
     print(text)
 
 

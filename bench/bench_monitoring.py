@@ -23,6 +23,7 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
 from bench.bench_api import records_of, training_data
+from bench.results import RESULTS, write_section
 from core.config import Settings
 from core.features import RecordEncoder
 from core.monitoring import PredictionLogger, read_predictions
@@ -30,8 +31,6 @@ from core.predict import load_champion
 from tests.champion import publish_champion
 from tests.servers import free_port, running
 
-ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
 HEADING = "## Monitoring"
 WARMUP = 50
 
@@ -95,20 +94,6 @@ def in_process_overhead(settings: Settings, records: list[dict], requests: int, 
                 time.sleep(0.001)
     logger.close()
     return {name: float(np.percentile(values, 50)) * 1000 for name, values in times.items()}
-
-
-def write_section(text: str) -> None:
-    """Replace (or add) the "## Monitoring" section of docs/benchmarks.md, leaving the rest."""
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    lines = current.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        DOC.write_text(current.rstrip("\n") + "\n\n" + text)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    DOC.write_text("".join(lines[:start]) + text + ("\n" + tail if tail else ""))
 
 
 def _pct(value: float, base: float) -> str:
@@ -184,8 +169,8 @@ def main() -> None:
         "flush_s": settings.log_flush_s,
     }
     print(json.dumps({**result, "in_process": inside, **context}, indent=2))
-    write_section(report(result, inside, context))
-    print(f"bench: results in {DOC}", file=sys.stderr)
+    write_section(HEADING, report(result, inside, context))
+    print(f"bench: results in {RESULTS}", file=sys.stderr)
 
 
 if __name__ == "__main__":

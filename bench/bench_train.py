@@ -25,13 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a script: make `core` importable
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from bench.results import write_section  # noqa: E402
 from core import registry  # noqa: E402
 from core.config import Settings  # noqa: E402
 from core.evaluate import CONSUMPTIONS  # noqa: E402
 from core.ingest import ingest  # noqa: E402
 from core.train import train  # noqa: E402
 
-RESULTS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Training"
 SAMPLE = ROOT.parent / "shared" / "data" / "dpe_tertiaire_sample.csv"
 TARGET_S = 60.0
@@ -70,20 +70,6 @@ def timed_train(settings: Settings, feature_set: str, model: str) -> dict:
     result = train(settings, feature_set, model)
     wall = time.perf_counter() - start
     return {**result, "wall_s": wall, "cpu_s": time.process_time() + worker_cpu_s() - cpu}
-
-
-def write_section(text: str) -> None:
-    """Replace the "## Training" section of docs/benchmarks.md (other sections untouched)."""
-    content = RESULTS.read_text() if RESULTS.exists() else "# Benchmarks\n"
-    start = content.find(SECTION + "\n")
-    if start < 0:
-        content = content.rstrip("\n") + "\n\n" + text
-    else:
-        end = content.find("\n## ", start + len(SECTION))
-        tail = content[end + 1 :] if end >= 0 else ""
-        content = content[:start] + text + ("\n" + tail if tail else "")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(content)
 
 
 def _figure(value: float | None) -> str:
@@ -163,7 +149,7 @@ def main() -> None:
             )
         load = (load_before, os.getloadavg()[0])
         text = report(args.source, version, results, load)
-    write_section(text)
+    write_section(SECTION, text)
     print(text)
 
 
