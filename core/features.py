@@ -153,14 +153,15 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         return np.column_stack(parts).astype(float)
 
     def _one_hot(self, name: str, values: np.ndarray) -> np.ndarray:
-        index = self._index[name]
-        width = len(index)
-        encoded = np.zeros((len(values), width + 1))
-        for row, value in enumerate(values):
-            if value is None:
-                encoded[row, width] = 1.0
-            elif (column := index.get(str(value))) is not None:
-                encoded[row, column] = 1.0
+        width = len(self._index[name])
+        # Each value's column: its category's; `width` (missing) for None; -1 if not kept.
+        column_of = {**self._index[name], None: width}
+        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+            values = [v if v is None else str(v) for v in values]
+        columns = np.array([column_of.get(value, -1) for value in values], dtype=np.intp)
+        encoded = np.zeros((len(columns), width + 1))
+        rows = np.flatnonzero(columns >= 0)
+        encoded[rows, columns[rows]] = 1.0
         return encoded
 
     def _rule_features(self, columns: dict[str, np.ndarray]) -> np.ndarray:

@@ -18,7 +18,9 @@ import logging
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,15 +98,26 @@ def _literal(text: str) -> str:
 # --- CSV ------------------------------------------------------------------------------------
 
 
-def _is_utf8(path: Path) -> bool:
-    decoder = codecs.getincrementaldecoder("utf-8")()
+def _is_utf8(path: Path, name: str) -> bool:
+    """Whether the file is UTF-8; DpeError if it holds a NUL byte anywhere: text never does,
+    and DuckDB would read it into the values."""
+    decoder, utf8, offset = codecs.getincrementaldecoder("utf-8")(), True, 0
     with open(path, "rb") as file:
-        try:
-            while chunk := file.read(CHUNK_BYTES):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return False
+        while chunk := file.read(CHUNK_BYTES):
+            if (nul := chunk.find(b"\x00")) >= 0:
+                raise DpeError(
+                    f"source {name} is a binary file, not a CSV: a NUL byte at byte {offset + nul}"
+                )
+            offset += len(chunk)
+            utf8 = utf8 and _decodes(decoder, chunk)
+    return utf8 and _decodes(decoder, b"", final=True)
+
+
+def _decodes(decoder, data: bytes, final: bool = False) -> bool:
+    try:
+        decoder.decode(data, final)
+    except UnicodeDecodeError:
+        return False
     return True
 
 
@@ -128,7 +141,7 @@ def _utf8_csv_file(source: str | Path | bytes, name: str):
         path = Path(tmp) / "upload.csv" if isinstance(source, bytes) else Path(source)
         if isinstance(source, bytes):
             path.write_bytes(source)
-        if not _is_utf8(path):
+        if not _is_utf8(path, name):
             utf8 = Path(tmp) / "utf8.csv"
             _transcode_cp1252(path, utf8, name)
             path = utf8
@@ -182,14 +195,44 @@ def read_csv(source: str | Path | bytes, name: str | None = None) -> pd.DataFram
     `,` `;` or tab separated, UTF-8 or cp1252; empty cells are missing values. Column
     names may be the official ADEME ones or snake_case: `clean()` accepts both.
     """
+    with csv_table(source, name) as table:
+        return table.frame()
+
+
+@dataclass
+class CsvTable:
+    """A CSV open in DuckDB for a `with csv_table(...)` block: every column as text."""
+
+    connection: duckdb.DuckDBPyConnection
+    scan: str  # a table function reading the file, for queries on the connection
+    columns: list[str]  # as named in the header
+    name: str  # what error messages call the file
+
+    def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The rows, with all the columns or the ones given (in that order)."""
+        if columns == []:  # no columns, but as many rows
+            [(rows,)] = self.query(f"SELECT count(*) FROM {self.scan}").fetchall()
+            return pd.DataFrame(index=range(rows))
+        selected = "*" if columns is None else ", ".join(quote(c) for c in columns)
+        return self.query(f"SELECT {selected} FROM {self.scan}").df()
+
+    def query(self, sql: str) -> duckdb.DuckDBPyConnection:
+        """Run `sql` (which reads `scan`); a malformed row is a DpeError naming its line."""
+        try:
+            return self.connection.execute(sql)
+        except duckdb.Error as error:
+            raise _csv_error(self.name, error) from error
+
+
+@contextmanager
+def csv_table(source: str | Path | bytes, name: str | None = None) -> Iterator[CsvTable]:
+    """A CSV (a path or a file's bytes) open in DuckDB for the block, as `read_csv` reads
+    it: for work that does not need every column in pandas."""
     name = name or ("uploaded CSV" if isinstance(source, bytes) else str(source))
     _head(source, name)
     with _utf8_csv_file(source, name) as path, duckdb.connect() as con:
-        scan, _ = _csv_scan(path, name)
-        try:
-            return con.execute(f"SELECT * FROM {scan}").df()
-        except duckdb.Error as error:
-            raise _csv_error(name, error) from error
+        scan, columns = _csv_scan(path, name)
+        yield CsvTable(con, scan, columns, name)
 
 
 # --- JSON pages and the ADEME API ----------------------------------------------------------

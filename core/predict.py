@@ -11,13 +11,9 @@ One code path serves the API, the workbench's Predict and Batch pages and the CL
   every row: the input columns, then `predicted_label`, `proba_A`..`proba_G` and `error`.
 
 Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a classifier.
-For one record, sklearn's RandomForest spends ~13 ms dispatching 300 trees one by one, so
-tree ensembles are also compiled with treelite: its GTIL predictor walks all the trees in
-one native call (~0.1 ms). GTIL is an interpreter, slower than sklearn per row on big
-batches, so it answers small batches only; big ones go through sklearn's own per-tree code,
-called directly (without the forest's per-call dispatch). Both engines are checked against
-`pipeline.predict_proba` at load time and dropped, with a warning, if they differ by more
-than `TOLERANCE`.
+Tree ensembles also get a fast engine (`core.engines`): a numba kernel for forests, treelite
+for gradient boosting. Each is checked against `pipeline.predict_proba` at load time and
+dropped, with a warning, if it differs by more than `TOLERANCE`.
 """
 
 import hashlib
@@ -35,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from core.config import Settings
+from core.engines import fast_engines
 from core.errors import DpeError
 from core.features import RecordEncoder
 from core.models import label_index_from_proba
@@ -49,7 +46,7 @@ PREDICTION_COLUMNS = ("predicted_label", *(f"proba_{label}" for label in LABELS)
 TOLERANCE = 1e-6  # largest difference to sklearn's probabilities a fast engine may show
 SMALL_BATCH = 64  # up to this many rows, the compiled model is faster than sklearn
 CHUNK_ROWS = 20_000  # rows predicted at a time in a batch: bounds memory, paces progress
-VERIFY_ROWS = 200  # synthetic records each engine is checked on at load time
+VERIFY_ROWS = 300  # synthetic records engines are checked on at load: > PARALLEL_ROWS
 
 # A prediction sink receives (records, results, model_version, source) after each prediction,
 # on a background thread: records is a DataFrame of the snake_case record fields, results a
@@ -324,13 +321,11 @@ class Champion:
         except Exception as error:  # nothing to check against: keep sklearn
             log.warning("fast engines not checked (%s): sklearn answers", error)
             return
-        for name, (size, engine) in _fast_engines(self._classifier).items():
+        for name, sizes, engine in fast_engines(self._classifier):
             try:
-                if size == "small":
-                    pieces = range(0, len(matrix), SMALL_BATCH)
-                    got = np.vstack([engine(matrix[i : i + SMALL_BATCH]) for i in pieces])
-                else:
-                    got = engine(matrix)
+                # An engine for small batches only is checked on small batches.
+                step = SMALL_BATCH if sizes == ("small",) else len(matrix)
+                got = np.vstack([engine(matrix[i : i + step]) for i in range(0, len(matrix), step)])
                 difference = float(np.max(np.abs(got - expected)))
             except Exception as error:  # an engine that cannot run is not used
                 log.warning("%s engine failed its check (%s): sklearn answers", name, error)
@@ -340,8 +335,9 @@ class Champion:
                     "%s engine differs from sklearn by %.3g: sklearn answers", name, difference
                 )
                 continue
-            setattr(self, f"_{size}", engine)
-            self.engines[size] = name
+            for size in sizes:
+                setattr(self, f"_{size}", engine)
+                self.engines[size] = name
 
     def labels_of(self, proba: np.ndarray) -> np.ndarray:
         """The label of each row of probabilities, as the model itself decides it (the scale
@@ -509,67 +505,6 @@ def _synthetic_records(encoder: RecordEncoder, n: int) -> list[dict]:
     return records
 
 
-# --- Engines ---------------------------------------------------------------------------------
-
-
-def _fast_engines(classifier) -> dict[str, tuple[str, Callable]]:
-    """Candidate engines for a tree ensemble: {name: (batch size it serves, "small" or
-    "large"; its predict_proba on an encoded matrix)}."""
-    from sklearn.ensemble import (
-        ExtraTreesClassifier,
-        HistGradientBoostingClassifier,
-        RandomForestClassifier,
-    )
-
-    engines = {}
-    is_forest = isinstance(classifier, RandomForestClassifier | ExtraTreesClassifier)
-    if is_forest:
-        engines["sklearn-trees"] = ("large", _ForestEngine(classifier))
-    if is_forest or isinstance(classifier, HistGradientBoostingClassifier):
-        # sklearn compares float32 features with forest thresholds, float64 ones with HGB's.
-        dtype = np.float32 if is_forest else np.float64
-        compiled = _compile(classifier, dtype)
-        if compiled is not None:
-            engines["treelite"] = ("small", compiled)
-    return engines
-
-
-def _compile(classifier, dtype) -> Callable | None:
-    try:
-        import treelite.gtil
-        import treelite.sklearn
-
-        model = treelite.sklearn.import_model(classifier)
-    except Exception as error:  # a model treelite cannot import runs in sklearn
-        log.warning("treelite cannot compile %s (%s)", type(classifier).__name__, error)
-        return None
-
-    def predict(matrix: np.ndarray) -> np.ndarray:
-        data = np.ascontiguousarray(matrix, dtype=dtype)
-        # One thread: for a few rows, starting OpenMP workers costs more than the trees.
-        return treelite.gtil.predict(model, data, nthread=1).reshape(len(data), -1)
-
-    return predict
-
-
-class _ForestEngine:
-    """sklearn's forest predict_proba without its per-call dispatch: each tree's own code on
-    the whole batch, summed in sklearn's order, so the probabilities are bit-identical.
-    One thread: on this 2-core machine, shared with other work, two threads measured slower
-    than one (21.7 vs 43.1 ms for 1,000 rows of the 300-tree champion)."""
-
-    def __init__(self, forest):
-        self.trees = [estimator.tree_ for estimator in forest.estimators_]
-        self.n_classes = len(forest.classes_)
-
-    def __call__(self, matrix: np.ndarray) -> np.ndarray:
-        data = np.ascontiguousarray(matrix, dtype=np.float32)
-        total = np.zeros((len(data), self.n_classes))
-        for tree in self.trees:
-            total += tree.predict(data)[:, : self.n_classes]
-        return total / len(self.trees)
-
-
 # --- Batches ---------------------------------------------------------------------------------
 
 
@@ -587,12 +522,7 @@ def predict_frame(
 
     # clean() checks only the record fields and the label for a prediction: give it those
     # (the other columns are kept as they came), which halves its time on ADEME's 63.
-    checked = [
-        column
-        for column, name in zip(frame.columns, to_snake_case(frame.columns), strict=True)
-        if name in RECORD_FIELDS or name == OFFICIAL_TO_SNAKE[LABEL_COLUMN]
-    ]
-    cleaned = clean(frame[checked]).reset_index(drop=True)
+    cleaned = clean(frame[checked_columns(frame.columns)]).reset_index(drop=True)
     columns = {
         name: _object_column(cleaned[name])
         for name, spec in RECORD_FIELDS.items()
@@ -627,6 +557,43 @@ def predict_frame(
     return result
 
 
+def checked_columns(columns) -> list[str]:
+    """The columns a prediction reads (record fields and the label, by either name)."""
+    return [
+        column
+        for column, name in zip(columns, to_snake_case(columns), strict=True)
+        if name in RECORD_FIELDS or name == OFFICIAL_TO_SNAKE[LABEL_COLUMN]
+    ]
+
+
+def predict_csv(
+    champion: Champion,
+    source: str | Path | bytes,
+    target: str | Path,
+    name: str | None = None,
+    source_tag: str = "batch",
+    progress: Callable[[float], None] | None = None,
+) -> dict:
+    """`predict_frame` on a CSV file (a path or its bytes), written to `target` as
+    `write_csv` writes it; returns its `summary`. Only the columns a prediction reads
+    become pandas columns: DuckDB copies the others from the input file to the output,
+    which takes a third off reading and writing ADEME's 63 columns."""
+    from core.ingest import csv_table  # DuckDB: imported when a batch comes
+    from core.warehouse import quote
+
+    with csv_table(source, name) as table:
+        predicted = predict_frame(
+            champion, table.frame(checked_columns(table.columns)), source_tag, progress
+        )
+        table.connection.register("predictions", _csv_ready(predicted[list(PREDICTION_COLUMNS)]))
+        kept = [quote(c) for c in table.columns if c not in PREDICTION_COLUMNS]
+        table.query(
+            f"COPY (SELECT {', '.join([*kept, 'predictions.*'])} FROM {table.scan} "
+            f"POSITIONAL JOIN predictions) TO {_sql_text(target)} (HEADER, DELIMITER ',')"
+        )
+    return summary(predicted)
+
+
 def _object_column(series: pd.Series) -> np.ndarray:
     values = series.to_numpy(dtype=object, copy=True)
     values[pd.isna(values)] = None
@@ -653,14 +620,22 @@ def write_csv(predicted: pd.DataFrame, path: str | Path) -> None:
     in C++ and threads: pandas' `to_csv` takes 3× as long on 100,000 ADEME rows."""
     import duckdb  # imported here: loaded by the first batch, not at API start up
 
+    with duckdb.connect() as con:
+        con.register("predicted", _csv_ready(predicted))
+        con.execute(f"COPY predicted TO {_sql_text(path)} (HEADER, DELIMITER ',')")
+
+
+def _csv_ready(predicted: pd.DataFrame) -> pd.DataFrame:
+    """Missing values as DuckDB writes them, empty: NaN would be "nan", "" a quoted ""."""
     out = predicted.copy(deep=False)
-    for label in LABELS:  # NaN would be written "nan": a missing value is an empty cell
+    for label in LABELS:
         out[f"proba_{label}"] = pd.array(out[f"proba_{label}"].to_numpy(), dtype="Float64")
     out["error"] = out["error"].replace("", None)
-    target = "'" + str(path).replace("'", "''") + "'"
-    with duckdb.connect() as con:
-        con.register("predicted", out)
-        con.execute(f"COPY predicted TO {target} (HEADER, DELIMITER ',')")
+    return out
+
+
+def _sql_text(path: str | Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
 
 
 def to_csv_bytes(predicted: pd.DataFrame) -> bytes:
@@ -675,7 +650,6 @@ def to_csv_bytes(predicted: pd.DataFrame) -> bytes:
 
 
 def _predict_command(args, settings: Settings) -> dict:
-    from core.ingest import read_csv
     from core.monitoring import PredictionLogger
 
     # The logger flushes what is queued at interpreter exit.
@@ -683,16 +657,17 @@ def _predict_command(args, settings: Settings) -> dict:
     champion = load_champion(settings, sink=sink)
     log.info("predict: champion version %s, engines %s", champion.model_version, champion.engines)
     started = time.perf_counter()  # the CSV's own time: read, check, predict, write
-    frame = read_csv(args.input)
-    log.info("predict: %d rows read from %s", len(frame), args.input)
-    predicted = predict_frame(
-        champion, frame, source="cli", progress=lambda done: log.info("predict: %.0f%%", 100 * done)
-    )
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(predicted, output)
+    counts = predict_csv(
+        champion,
+        args.input,
+        output,
+        source_tag="cli",
+        progress=lambda done: log.info("predict: %.0f%%", 100 * done),
+    )
     return {
-        **summary(predicted),
+        **counts,
         "model_version": champion.model_version,
         "output": str(output),
         "seconds": round(time.perf_counter() - started, 2),

@@ -6,6 +6,8 @@ label likewise on emissions (kgCO2/m²/an). The bounds below are the upper
 bounds (inclusive) of classes A..F; G is everything above F's bound.
 """
 
+import functools
+
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -67,6 +69,7 @@ _FAMILY_BY_CODE = {
 DEFAULT_FAMILY = "autres_batiments"
 
 
+@functools.lru_cache(maxsize=1024)  # a few dozen sectors, each asked for once per record
 def family_for_sector(secteur_activite: str | None) -> str:
     """The regulatory scale for a sector such as 'W : Administrations, banques, bureaux'."""
     if not isinstance(secteur_activite, str):

@@ -1,4 +1,6 @@
 import json
+import tempfile
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -9,8 +11,9 @@ from fastapi.routing import APIRoute
 
 from api.deps import ChampionDep, SettingsDep
 from api.schemas import PredictRequest, PredictResponse, Problem
+from core import predict as core_predict
 from core.errors import DpeError
-from core.predict import SMALL_BATCH, predict_frame, summary, to_csv_bytes
+from core.predict import SMALL_BATCH
 
 
 class _OrjsonRequest(Request):
@@ -110,16 +113,21 @@ def predict_csv(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"upload of {file.size} bytes: at most {settings.max_upload_mb} MB (DPE_MAX_UPLOAD_MB)",
         )
-    from core.ingest import read_csv  # DuckDB: loaded by the first CSV, not at start up
-
-    try:
-        frame = read_csv(file.file.read(), name=file.filename or "uploaded CSV")
-    except DpeError as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    predicted = predict_frame(champion, frame, source="api")
-    counts = summary(predicted)
+    with tempfile.TemporaryDirectory(prefix="dpe-api-predict-") as tmp:
+        target = Path(tmp) / "predicted.csv"
+        try:
+            counts = core_predict.predict_csv(
+                champion,
+                file.file.read(),
+                target,
+                name=file.filename or "uploaded CSV",
+                source_tag="api",
+            )
+        except DpeError as error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        content = target.read_bytes()
     return Response(
-        to_csv_bytes(predicted),
+        content,
         media_type="text/csv; charset=utf-8",
         headers={
             "Content-Disposition": 'attachment; filename="predictions.csv"',

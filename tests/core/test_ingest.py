@@ -114,6 +114,11 @@ def test_read_csv_reads_french_excel_exports():
         ("/no/such.csv", "source /no/such.csv does not exist"),
         (b"", "source uploaded CSV is empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "source uploaded CSV is a binary file"),
+        # Past the head that is sniffed: the whole file is checked.
+        (
+            b"a,b\n" + b"1,2\n" * 50_000 + b"\x00,1\n",
+            "a binary file, not a CSV: a NUL byte at byte 200004",
+        ),
         (b"\x81\x8d;x\n", "uploaded CSV is neither UTF-8 nor cp1252 text"),
         (b"a,a\n1,2\n", "uploaded CSV: a column name appears twice"),
     ],

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from core import predict
+from core import engines, predict
 from core.errors import DpeError
 from core.ingest import clean, read_csv
 from core.models import build_pipeline
@@ -22,6 +22,7 @@ from core.predict import (
     PREDICTION_COLUMNS,
     Champion,
     load_champion,
+    predict_csv,
     predict_frame,
     to_csv_bytes,
 )
@@ -86,26 +87,28 @@ def test_a_missing_file_is_named(settings, pipeline):
         load_champion(settings)
 
 
-def test_compiled_engines_are_used_and_match_sklearn(champion, pipeline, records):
-    assert champion.engines == {"small": "treelite", "large": "sklearn-trees"}
+def test_the_forest_engine_is_used_and_gives_sklearns_probabilities(champion, pipeline, records):
+    assert champion.engines == {"small": "numba-forest", "large": "numba-forest"}
+    assert len(records) >= engines.PARALLEL_ROWS  # the batch is split over the CPUs
     expected = pipeline.predict_proba(pd.DataFrame(records))
-    batch = champion.predict(records)  # > SMALL_BATCH rows: the threaded forest engine
+    batch = champion.predict(records)
     assert np.array_equal(probabilities(batch), expected)
-    alone = [champion.predict([record])[0] for record in records[:100]]  # treelite
-    assert np.abs(probabilities(alone) - expected[:100]).max() <= predict.TOLERANCE
+    alone = [champion.predict([record])[0] for record in records[:100]]
+    assert np.array_equal(probabilities(alone), expected[:100])
     assert [r["label"] for r in batch] == list(pipeline.predict(pd.DataFrame(records)))
 
 
 def test_an_engine_that_disagrees_is_dropped(settings, pipeline, monkeypatch, caplog):
-    def wrong(classifier, dtype):
-        return lambda matrix: np.full((len(matrix), len(classifier.classes_)), 1 / 7)
-
-    monkeypatch.setattr(predict, "_compile", wrong)
+    monkeypatch.setattr(
+        engines.ForestEngine,
+        "__call__",
+        lambda self, matrix: np.full((len(matrix), self.n_classes), 1 / 7),
+    )
     publish_champion(settings, pipeline, 1)
     with caplog.at_level(logging.WARNING, logger="core.predict"):
         champion = load_champion(settings)
-    assert champion.engines["small"] == "sklearn"
-    assert "treelite engine differs from sklearn" in caplog.text
+    assert champion.engines == {"small": "sklearn", "large": "sklearn"}
+    assert "numba-forest engine differs from sklearn" in caplog.text
     record = sample_records()[0]
     expected = pipeline.predict_proba(pd.DataFrame([record]))[0]
     assert np.array_equal(as_floats(champion.predict([record])[0]["probabilities"]), expected)
@@ -127,19 +130,19 @@ def test_identical_to_sklearn_on_every_labelled_record_of_the_sample(settings, s
     pipeline = train_pipeline(read_csv(sample_csv), n_estimators=300)
     publish_champion(settings, pipeline, 1)
     champion = load_champion(settings)
-    assert champion.engines == {"small": "treelite", "large": "sklearn-trees"}
+    assert champion.engines == {"small": "numba-forest", "large": "numba-forest"}
     records = [
         {k: (None if pd.isna(v) else v) for k, v in row.items()}
         for row in X.astype(object).to_dict("records")
     ]
     expected = pipeline.predict_proba(X)
     labels = list(pipeline.predict(X))
-    for size in (1, len(records)):  # one at a time (treelite), all at once (forest engine)
+    for size in (1, len(records)):  # one at a time, all at once (split over the CPUs)
         results = [
             r for i in range(0, len(records), size) for r in champion.predict(records[i : i + size])
         ]
         assert [r["label"] for r in results] == labels
-        assert np.abs(probabilities(results) - expected).max() <= predict.TOLERANCE
+        assert np.array_equal(probabilities(results), expected)
     assert len(records) >= 1600
 
 
@@ -248,6 +251,27 @@ def test_csv_round_trip_semicolon_cp1252_decimal_comma(champion, records, tmp_pa
     expected = probabilities(champion.predict(records[:30]))
     got = back[[f"proba_{label}" for label in LABELS]].iloc[:-1].astype(float).to_numpy()
     assert np.array_equal(got, expected)  # floats written in full
+
+
+def test_predict_csv_writes_what_predict_frame_gives(champion, records, tmp_path):
+    frame = records_csv(records[:40] + [{"surface_utile": 0}], official=True)
+    frame.insert(0, "note, with a comma", "kept as it came")
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    counts = predict_csv(champion, source, tmp_path / "out.csv")
+    assert counts == {"rows": 41, "predicted": 40, "rejected": 1}
+    expected = to_csv_bytes(predict_frame(champion, read_csv(source)))
+    assert (tmp_path / "out.csv").read_bytes() == expected
+    # An output predicted again: its prediction columns are replaced, not repeated.
+    predict_csv(champion, tmp_path / "out.csv", tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_bytes() == expected
+
+
+def test_predict_csv_of_columns_the_model_does_not_read(champion, tmp_path):
+    predict_csv(champion, b"foo;bar\n1;2\n3;4\n", tmp_path / "out.csv")
+    written = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert list(written.columns) == ["foo", "bar", *PREDICTION_COLUMNS]
+    assert written["foo"].tolist() == ["1", "3"] and (written["predicted_label"] != "").all()
 
 
 def test_cli_predict(settings, champion, records, tmp_path):
