@@ -190,7 +190,7 @@ def _record_columns(records, count: int) -> dict[str, list]:
     if isinstance(records, Mapping):
         missing = [None] * count
         return {
-            name: [convert(value) for value in records.get(name, missing)]
+            name: [convert(value) for value in _plain(records.get(name, missing))]
             for name, convert in _CONVERTERS.items()
         }
     return {
@@ -199,12 +199,21 @@ def _record_columns(records, count: int) -> dict[str, list]:
     }
 
 
+def _plain(values):
+    """An array's values as Python objects (a float array's as floats), in one call."""
+    return values.tolist() if isinstance(values, np.ndarray) else values
+
+
 def _text(value) -> str | None:
-    return None if value is None or pd.isna(value) else str(value)
+    if value is None or type(value) is str:  # what predictions give: checked first, cheaply
+        return value
+    return None if pd.isna(value) else str(value)
 
 
 def _number(value) -> float | None:
     """A float, or None for a missing value or text that is not a number."""
+    if type(value) is float:  # what predictions give: checked first, cheaply
+        return None if value != value else value  # NaN is missing
     try:
         number = float(value)
     except (TypeError, ValueError):
