@@ -136,8 +136,12 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         return names
 
     def transform(self, X: Records) -> np.ndarray:
+        return self.transform_columns(columns_of(X, self.fields))
+
+    def transform_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        """`transform` of records given as columns, as `columns_of` gives them (field ->
+        array; None, or NaN in a float array, where missing): no DataFrame to take apart."""
         check_is_fitted(self, "feature_names_out_")
-        columns = columns_of(X, self.fields)
         blocks = [self._numbers(name, columns[name]) for name in self.number_fields]
         blocks += [self._one_hot(name, columns[name]) for name in self.category_fields]
         if self.uses_rules:

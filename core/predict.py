@@ -347,15 +347,26 @@ class Champion:
     def predict_proba(self, records) -> np.ndarray:
         """Probabilities (n, 7), columns A..G, of records already validated: a list of
         dicts or a DataFrame of snake_case fields, numbers as numbers."""
-        n = len(records)
-        if n == 0:
+        if len(records) == 0:
             return np.zeros((0, len(LABELS)))
         if self._encoder is None:
-            proba = self._classifier.predict_proba(_fields_frame(records))
-        else:
-            matrix = self._encoder.transform(records)
-            proba = (self._small if n <= SMALL_BATCH else self._large)(matrix)
-        full = np.zeros((n, len(LABELS)))
+            return self._all_labels(self._classifier.predict_proba(_fields_frame(records)))
+        return self._engine_proba(self._encoder.transform(records))
+
+    def _columns_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """`predict_proba` of records given as columns (object arrays, float arrays for
+        numbers): the encoder reads them as they are."""
+        if self._encoder is None:
+            return self.predict_proba(pd.DataFrame(columns, dtype=object))
+        return self._engine_proba(self._encoder.transform_columns(columns))
+
+    def _engine_proba(self, matrix: np.ndarray) -> np.ndarray:
+        engine = self._small if len(matrix) <= SMALL_BATCH else self._large
+        return self._all_labels(engine(matrix))
+
+    def _all_labels(self, proba: np.ndarray) -> np.ndarray:
+        """The classifier's columns (its classes) as columns A..G."""
+        full = np.zeros((len(proba), len(LABELS)))
         full[:, self._class_columns] = proba
         return full
 
@@ -375,10 +386,8 @@ class Champion:
         errors = errors.joined()
         inputs = {**columns, **floats}
         valid = np.flatnonzero(pd.isna(errors))
-        # A frame of object and float columns: the encoder reads it faster than dicts.
-        proba = self.predict_proba(
-            pd.DataFrame({name: inputs[name][valid] for name in RECORD_FIELDS}, dtype=object)
-        )
+        selected = {name: inputs[name][valid] for name in RECORD_FIELDS}
+        proba = self._columns_proba(selected) if len(valid) else np.zeros((0, len(LABELS)))
         results = [{"label": None, "probabilities": None, "error": e} for e in errors]
         labels = self.labels_of(proba).tolist()
         for row, label, probabilities in zip(valid.tolist(), labels, proba.tolist(), strict=True):
@@ -387,10 +396,7 @@ class Champion:
                 "probabilities": dict(zip(LABELS, probabilities, strict=True)),
                 "error": None,
             }
-        if getattr(self.sink, "takes_columns", False):
-            self._log(lambda: inputs, lambda: results, source)
-        else:
-            self._log(lambda: pd.DataFrame(inputs), lambda: results, source)
+        self._log(inputs, lambda: results, source)
         return results
 
     def _check(self, columns, floats, errors: "_Errors", number_checks: dict) -> None:
@@ -410,15 +416,18 @@ class Champion:
             refused = _refused(values, known)
             errors.add(refused, lambda row, v=values, o=official: _category_error(o, v[row]))
 
-    def _log(self, records: Callable, results: Callable, source: str) -> None:
-        """Hand the predictions to the sink on its thread (frames are built there, not here)."""
+    def _log(self, inputs: dict[str, np.ndarray], results: Callable, source: str) -> None:
+        """Hand the predictions to the sink on its thread (what it takes is built there): the
+        record fields' columns `inputs`, and `results()`."""
         if self.sink is None:
             return
         sink, version = self.sink, self.model_version
+        columns = getattr(sink, "takes_columns", False)
 
         def deliver():
             try:
-                sink(records(), results(), version, source)
+                records = inputs if columns else pd.DataFrame(inputs)[list(RECORD_FIELDS)]
+                sink(records, results(), version, source)
             except Exception:  # logging must never break predicting
                 log.exception("prediction sink failed")
 
@@ -537,12 +546,11 @@ def predict_frame(
     champion._check(columns, floats, errors, number_checks={})  # clean() did core.schema's
     errors = errors.joined()
     valid = np.flatnonzero(pd.isna(errors))
-    # Object columns, converted once: the encoder would convert pandas' text columns again.
-    inputs = pd.DataFrame({**columns, **floats}, dtype=object)[list(RECORD_FIELDS)]
+    inputs = {**columns, **floats}
     proba = np.full((len(cleaned), len(LABELS)), np.nan)
     for start in range(0, len(valid), CHUNK_ROWS):
         rows = valid[start : start + CHUNK_ROWS]
-        proba[rows] = champion.predict_proba(inputs.iloc[rows])
+        proba[rows] = champion._columns_proba({name: inputs[name][rows] for name in RECORD_FIELDS})
         if progress:
             progress((start + len(rows)) / len(valid))
     labels = np.full(len(cleaned), None, dtype=object)
@@ -553,7 +561,7 @@ def predict_frame(
     for column, label in enumerate(LABELS):
         result[f"proba_{label}"] = proba[:, column]
     result["error"] = np.where(pd.isna(errors), "", errors)
-    champion._log(lambda: inputs, lambda: _results(labels, proba, errors), source)
+    champion._log(inputs, lambda: _results(labels, proba, errors), source)
     return result
 
 
