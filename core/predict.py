@@ -31,7 +31,6 @@ import numpy as np
 import pandas as pd
 
 from core.config import Settings
-from core.engines import fast_engines
 from core.errors import DpeError
 from core.features import RecordEncoder
 from core.models import label_index_from_proba
@@ -313,6 +312,8 @@ class Champion:
         within TOLERANCE, on the input example and synthetic records; drop the others."""
         if self._encoder is None:
             return
+        from core.engines import fast_engines  # numba: imported once a model is served
+
         records = [_snake_case(record) for record in self._example]
         frame = _fields_frame(records + _synthetic_records(self._encoder, VERIFY_ROWS))
         try:

@@ -26,7 +26,7 @@ def test_forests_are_walked_with_sklearns_exact_probabilities(forest, data):
     model = forest(n_estimators=30, random_state=0).fit(X, y)
     [(name, sizes, engine)] = engines.fast_engines(model)
     assert (name, sizes) == ("numba-forest", ("small", "large"))
-    for rows in (X[:1], X[:7], X):  # one row, a part of a lane, split over the CPUs
+    for rows in (X[:1], X[:7], X):  # one row, fewer than eight, split over the CPUs
         assert np.array_equal(engine(rows), model.predict_proba(rows.astype(np.float32)))
 
 
