@@ -16,7 +16,6 @@ from api.routers import admin, health, model, predict
 from api.state import ServingState
 from core.config import DEFAULT_API_TOKEN, Settings, get_settings
 from core.errors import DpeError
-from core.monitoring import PredictionLogger
 from core.predict import PredictionSink
 
 log = logging.getLogger("api")
@@ -53,15 +52,29 @@ class BodySizeLimit:
         return await self.app(scope, receive, send)
 
 
-def _column_sink(logger: PredictionLogger) -> PredictionSink:
-    """`logger.log` as a sink that takes the records as columns (see core.predict): it reads
-    a mapping of columns, so no DataFrame is built per request only to be taken apart."""
+class PredictionLog:
+    """The API's prediction sink: `core.monitoring.PredictionLogger.log`, taking the records
+    as columns (see core.predict), so that no DataFrame is built per request only to be taken
+    apart. The logger (pandas and pyarrow: ~0.3 s of imports) is created by the first
+    prediction, on the sink's thread, rather than at start up."""
 
-    def sink(records, results, model_version, source):
-        logger.log(records, results, model_version, source)
+    takes_columns = True
 
-    sink.takes_columns = True
-    return sink
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.logger = None
+
+    def __call__(self, records, results, model_version, source) -> None:
+        if self.logger is None:
+            from core.monitoring import PredictionLogger
+
+            self.logger = PredictionLogger(self.settings)
+        self.logger.log(records, results, model_version, source)
+
+    def close(self) -> None:
+        """Write what is still queued."""
+        if self.logger is not None:
+            self.logger.close()
 
 
 def create_app(
@@ -81,16 +94,15 @@ def create_app(
         except DpeError as error:
             log.error("refusing to start: %s", error)
             raise
-        sink, logger = prediction_sink, None
+        sink, log_sink = prediction_sink, None
         if sink is None and settings.log_predictions:
-            logger = PredictionLogger(settings)  # core.monitoring: writes off the request path
-            sink = _column_sink(logger)
+            sink = log_sink = PredictionLog(settings)  # writes off the request path
         app.state.serving = ServingState(settings, sink)
         watcher = asyncio.create_task(app.state.serving.watch())
         yield
         watcher.cancel()
-        if logger:
-            logger.close()  # writes what is still queued
+        if log_sink:
+            log_sink.close()
 
     app = FastAPI(
         title="DPE workbench API",

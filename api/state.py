@@ -34,21 +34,28 @@ class ServingState:
                 self._store = self._store or Store(self.settings)
                 manifest = read_manifest(self._store)
                 current = self.champion
-                if current is not None and manifest_key(manifest) == manifest_key(current.manifest):
+                if (
+                    current is not None
+                    and not current.light  # served unchecked: load it checked
+                    and manifest_key(manifest) == manifest_key(current.manifest)
+                ):
                     self.problem = None
                     return False
-                champion = load_champion(
-                    self.settings, manifest, store=self._store, sink=self.sink, fast_engines=False
-                )
+                # With nothing served yet, serve at once (a forest without sklearn, else plain
+                # sklearn), then with the engines checked: a cold start answers ~1 s sooner.
+                for quick in (True, False) if current is None else (False,):
+                    champion = load_champion(
+                        self.settings, manifest, store=self._store, sink=self.sink, quick=quick
+                    )
+                    self.champion, self.problem = champion, None
+                    log.info(
+                        "serving champion %s (engines %s)", champion.model_version, champion.engines
+                    )
             except DpeError as error:
                 return self._failed(str(error))
             except Exception as error:  # a bug must not stop the watcher: say it, keep serving
                 log.exception("loading the champion failed")
                 return self._failed(f"could not load the champion: {error}")
-            # Serve at once (sklearn), then compile: a cold start answers sooner.
-            self.champion, self.problem = champion, None
-            champion.compile()
-            log.info("serving champion %s (engines %s)", champion.model_version, champion.engines)
             return True
 
     def _failed(self, problem: str) -> bool:

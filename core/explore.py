@@ -28,7 +28,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core import rules, warehouse
+from core import scales, warehouse
 from core.config import Settings
 from core.errors import DpeError
 from core.schema import COLUMNS, LABELS, PERIODES
@@ -173,7 +173,7 @@ def _build_snapshot(settings: Settings) -> Snapshot:
         row[0] for row in con.execute("SELECT DISTINCT secteur FROM snapshot_rows").fetchall()
     ]
     families = pd.DataFrame(
-        {"secteur": sectors, "family": [rules.family_for_sector(s) for s in sectors]}
+        {"secteur": sectors, "family": [scales.family_for_sector(s) for s in sectors]}
     )
     con.register("sector_families", families)
     con.execute(
@@ -288,7 +288,7 @@ def consumption_stats(
     """Box statistics (p05, q1, median, q3, p95) of the consumption per label and group.
 
     `by="family"`: sectors grouped by the official scale the regulation gives them
-    (`core.rules.family_for_sector`); `by="sector"`: the `top_sectors` sectors with the most
+    (`core.scales.family_for_sector`); `by="sector"`: the `top_sectors` sectors with the most
     records in the selection.
     """
     where_sql, params = where(filters)

@@ -1,4 +1,5 @@
-"""Feature sets and the encoder at the head of every model pipeline.
+"""The encoder at the head of every model pipeline (the feature sets and the encoding
+itself are in `core.encoding`).
 
 A model is `Pipeline([("encode", RecordEncoder(feature_set)), ("classify", estimator)])`:
 its input is the record fields of `core.schema.RECORD_FIELDS` (text categories, numbers,
@@ -18,21 +19,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from core import rules
-from core.schema import RECORD_FIELDS
-
-CONSUMPTION_FIELDS = ("conso_kwhep_m2_an", "emission_ges_kgco2_m2_an", "conso_e_finale_energie_n_1")
-BUILDING_FIELDS = tuple(name for name in RECORD_FIELDS if name not in CONSUMPTION_FIELDS)
-FEATURE_SETS = {
-    # What a manager knows before any diagnostic.
-    "building-only": BUILDING_FIELDS,
-    # The workshop's: includes the consumption, of which the label is a threshold (leaks).
-    "with-consumption": BUILDING_FIELDS + CONSUMPTION_FIELDS,
-}
-LEAKING_FEATURE_SETS = {"with-consumption"}
-
-# ADEME placeholders: values typed in when the real one was unknown.
-PLACEHOLDERS = {"surface_utile": 100.0, "conso_kwhep_m2_an": 0.1}
+from core import scales
+from core.encoding import PLACEHOLDERS, FieldEncoding, as_float
 
 Records = pd.DataFrame | Sequence[Mapping] | Mapping
 
@@ -61,15 +49,7 @@ def columns_of(records: Records, fields: Sequence[str]) -> dict[str, np.ndarray]
     return columns
 
 
-def _as_float(values: np.ndarray) -> np.ndarray:
-    """Numbers as floats (None -> NaN); text that is not a number is NaN too."""
-    try:
-        return values.astype(float)
-    except ValueError:
-        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(float)
-
-
-class RecordEncoder(TransformerMixin, BaseEstimator):
+class RecordEncoder(FieldEncoding, TransformerMixin, BaseEstimator):
     """Record fields -> numeric matrix.
 
     - numbers: the value (missing -> training median), a missing indicator, and a
@@ -86,22 +66,6 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
         self.feature_set = feature_set
         self.min_category_count = min_category_count
 
-    @property
-    def fields(self) -> tuple[str, ...]:
-        return FEATURE_SETS[self.feature_set]
-
-    @property
-    def category_fields(self) -> list[str]:
-        return [f for f in self.fields if RECORD_FIELDS[f].kind == "category"]
-
-    @property
-    def number_fields(self) -> list[str]:
-        return [f for f in self.fields if RECORD_FIELDS[f].kind != "category"]
-
-    @property
-    def uses_rules(self) -> bool:
-        return "conso_kwhep_m2_an" in self.fields
-
     def fit(self, X: Records, y=None):
         columns = columns_of(X, self.fields)
         self.categories_, self.known_values_ = {}, {}
@@ -113,7 +77,7 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
             self.known_values_[name] = sorted(str(value) for value in counts.index)
         self.medians_ = {}
         for name in self.number_fields:
-            median = np.nanmedian(_as_float(columns[name])) if len(X) else np.nan
+            median = np.nanmedian(as_float(columns[name])) if len(X) else np.nan
             self.medians_[name] = 0.0 if np.isnan(median) else float(median)
         self._index = {
             name: {v: i for i, v in enumerate(c)} for name, c in self.categories_.items()
@@ -131,49 +95,16 @@ class RecordEncoder(TransformerMixin, BaseEstimator):
             names += [f"{name}={value}" for value in self.categories_[name]]
             names.append(f"{name}__missing")
         if self.uses_rules:
-            names += [f"rule_label__{family}" for family in rules.FAMILIES]
-            names += [f"rule_family={family}" for family in rules.FAMILIES]
+            names += [f"rule_label__{family}" for family in scales.FAMILIES]
+            names += [f"rule_family={family}" for family in scales.FAMILIES]
         return names
 
     def transform(self, X: Records) -> np.ndarray:
         return self.transform_columns(columns_of(X, self.fields))
 
     def transform_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        """`transform` of records given as columns, as `columns_of` gives them (field ->
-        array; None, or NaN in a float array, where missing): no DataFrame to take apart."""
         check_is_fitted(self, "feature_names_out_")
-        blocks = [self._numbers(name, columns[name]) for name in self.number_fields]
-        blocks += [self._one_hot(name, columns[name]) for name in self.category_fields]
-        if self.uses_rules:
-            blocks.append(self._rule_features(columns))
-        return np.hstack(blocks) if blocks else np.empty((0, 0))
-
-    def _numbers(self, name: str, values: np.ndarray) -> np.ndarray:
-        numbers = _as_float(values)
-        missing = np.isnan(numbers)
-        parts = [np.where(missing, self.medians_[name], numbers), missing]
-        if name in PLACEHOLDERS:
-            parts.append(numbers == PLACEHOLDERS[name])
-        return np.column_stack(parts).astype(float)
-
-    def _one_hot(self, name: str, values: np.ndarray) -> np.ndarray:
-        width = len(self._index[name])
-        # Each value's column: its category's; `width` (missing) for None; -1 if not kept.
-        column_of = {**self._index[name], None: width}
-        if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
-            values = [v if v is None else str(v) for v in values]
-        columns = np.array([column_of.get(value, -1) for value in values], dtype=np.intp)
-        encoded = np.zeros((len(columns), width + 1))
-        rows = np.flatnonzero(columns >= 0)
-        encoded[rows, columns[rows]] = 1.0
-        return encoded
-
-    def _rule_features(self, columns: dict[str, np.ndarray]) -> np.ndarray:
-        conso = _as_float(columns["conso_kwhep_m2_an"])
-        labels = [rules.label_index(conso, family) for family in rules.FAMILIES]
-        sector_family = [rules.family_for_sector(s) for s in columns["secteur_activite"]]
-        families = [np.array(sector_family) == family for family in rules.FAMILIES]
-        return np.column_stack([np.nan_to_num(lab, nan=-1.0) for lab in labels] + families)
+        return super().transform_columns(columns)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")

@@ -24,17 +24,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
-from core import rules
+from core import scales
+from core.encoding import CONSUMPTION_FIELDS, FEATURE_SETS, PLACEHOLDERS
 from core.errors import DpeError
-from core.features import (
-    CONSUMPTION_FIELDS,
-    FEATURE_SETS,
-    PLACEHOLDERS,
-    RecordEncoder,
-    Records,
-    columns_of,
-)
-from core.rules import LABELS, RuleClassifier
+from core.features import RecordEncoder, Records, columns_of
+from core.rules import RuleClassifier
+from core.scales import LABELS
 
 FAMILIES = ("rules", "logreg", "rf", "hgb", "scale")
 # Families that read the consumption: they only train on a feature set that has it.
@@ -96,7 +91,7 @@ class RecordFrame(TransformerMixin, BaseEstimator):
         return pd.DataFrame(columns)
 
 
-SCALE_FAMILIES = tuple(rules.FAMILIES)
+SCALE_FAMILIES = tuple(scales.FAMILIES)
 MEDIAN_TIE = 1e-9  # a cumulative probability within this of 1/2 counts as reaching it
 EM_FOLDS = 3  # cross-fitting folds of the EM step (each building's family, out of fold)
 EM_FLOOR = 1e-3  # keeps every agreeing family possible in the EM step

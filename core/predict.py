@@ -14,9 +14,18 @@ Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a cla
 Tree ensembles also get a fast engine (`core.engines`): a numba kernel for forests, treelite
 for gradient boosting. Each is checked against `pipeline.predict_proba` at load time and
 dropped, with a warning, if it differs by more than `TOLERANCE`.
+
+Start-up. Importing sklearn (with scipy and pandas) takes ~1.2 s, most of a server's cold
+start. So this module imports neither at the top, and `load_champion(quick=True)` reads a
+forest pipeline without them (`_read_light`): its encoder's state and its trees' arrays,
+straight into the numba engine. A server answers with that, then loads the champion again,
+normally, which checks the engine against sklearn (`api.state`).
 """
 
+from __future__ import annotations
+
 import hashlib
+import io
 import json
 import logging
 import pickle
@@ -26,16 +35,18 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from core.config import Settings
+from core.encoding import FieldEncoding
 from core.errors import DpeError
-from core.features import RecordEncoder
-from core.models import label_index_from_proba
 from core.schema import LABEL_COLUMN, LABELS, OFFICIAL_TO_SNAKE, RECORD_FIELDS, to_snake_case
 from core.storage import Store
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +63,7 @@ VERIFY_ROWS = 300  # synthetic records engines are checked on at load: > PARALLE
 # list of {"label", "probabilities", "error"}. `core.monitoring.PredictionLogger.log` fits.
 # A sink with `takes_columns = True` gets, from `Champion.predict`, a mapping of the fields'
 # columns (name -> array) instead: no DataFrame is built for it (the API's log is one).
-PredictionSink = Callable[[pd.DataFrame, list[dict], str, str], None]
+PredictionSink = Callable[["pd.DataFrame", list[dict], str, str], None]
 
 # The one thread every champion hands its predictions to its sink on.
 _SINK_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpe-prediction-sink")
@@ -116,28 +127,107 @@ def load_champion(
     *,
     store: Store | None = None,
     sink: PredictionSink | None = None,
-    fast_engines: bool = True,
-) -> "Champion":
-    """Load the promoted champion (the given manifest, else the store's current one).
+    quick: bool = False,
+) -> Champion:
+    """Load the promoted champion (the given manifest, else the store's current one), its
+    fast engines checked against sklearn. Never imports mlflow: the model file is a pickled
+    sklearn Pipeline, and mlflow's import alone exceeds the API's cold start budget.
 
-    `fast_engines=False` leaves them to a later `champion.compile()`: the API answers
-    its first request with plain sklearn meanwhile, to start sooner. Never imports mlflow:
-    the model file is a pickled sklearn Pipeline, and mlflow's import alone exceeds the
-    API's cold start budget.
+    `quick=True` is for a server that must answer at once: a RandomForest or ExtraTrees
+    pipeline is read without sklearn, into an unchecked numba engine (`_read_light`); any
+    other model answers in plain sklearn. Load it again without `quick` next.
     """
     store = store or Store(settings)
     manifest = manifest or read_manifest(store)
     files = _download(store, manifest)
+    example = _input_example(files, manifest)
+    data = files[manifest["model_file"]]
+    if quick and (light := _read_light(data)) is not None:
+        return Champion(manifest, light, example=example, sink=sink)
     try:
-        pipeline = pickle.loads(files[manifest["model_file"]])
+        pipeline = pickle.loads(data)
     except Exception as error:  # any unpickling failure means the same to the user
         raise DpeError(f"could not load {manifest['model_file']}: {error}") from error
     if not hasattr(pipeline, "predict_proba"):
         raise DpeError(f"{manifest['model_file']} holds no classifier with predict_proba")
-    champion = Champion(manifest, pipeline, example=_input_example(files, manifest), sink=sink)
-    if fast_engines:
+    champion = Champion(manifest, pipeline, example=example, sink=sink)
+    if not quick:
         champion.compile()
     return champion
+
+
+# --- Reading a forest without sklearn ----------------------------------------------------
+
+
+class _Attributes:
+    """An unpickled object's attributes and nothing else: what a light read makes of the
+    sklearn estimators it knows."""
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+
+class _TreeArrays:
+    """An sklearn `Tree` as the arrays `core.engines.ForestEngine` reads."""
+
+    def __init__(self, n_features, n_classes, n_outputs):
+        self.n_outputs = n_outputs
+
+    def __setstate__(self, state: dict) -> None:
+        nodes = state["nodes"]
+        self.node_count = state["node_count"]
+        self.children_left, self.children_right = nodes["left_child"], nodes["right_child"]
+        self.feature, self.threshold = nodes["feature"], nodes["threshold"]
+        self.value = state["values"]
+
+
+class _LightForest:
+    """A forest read without sklearn: its classes, and the numba engine as predict_proba."""
+
+    def __init__(self, forest):
+        from core.engines import ForestEngine
+
+        self.classes_ = forest.classes_
+        self.predict_proba = ForestEngine(forest)
+
+
+_LIGHT_CLASSES = {
+    ("sklearn.pipeline", "Pipeline"): _Attributes,
+    ("sklearn.ensemble._forest", "RandomForestClassifier"): _Attributes,
+    ("sklearn.ensemble._forest", "ExtraTreesClassifier"): _Attributes,
+    ("sklearn.tree._classes", "DecisionTreeClassifier"): _Attributes,
+    ("sklearn.tree._classes", "ExtraTreeClassifier"): _Attributes,
+    ("sklearn.tree._tree", "Tree"): _TreeArrays,
+    ("core.features", "RecordEncoder"): FieldEncoding,
+}
+
+
+class _LightUnpickler(pickle.Unpickler):
+    """Unpickles numpy and `_LIGHT_CLASSES` only: anything else ends the light read."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _LIGHT_CLASSES:
+            return _LIGHT_CLASSES[module, name]
+        if module == "numpy" or module.startswith("numpy.") or module == "copyreg":
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not read without sklearn")
+
+
+def _read_light(data: bytes) -> _Attributes | None:
+    """The pickled pipeline, if it is `RecordEncoder` then a single-output forest, as
+    (encoder's state, numba engine) without importing sklearn; else None."""
+    try:
+        pipeline = _LightUnpickler(io.BytesIO(data)).load()
+        (_, encoder), (_, forest) = pipeline.steps
+    except Exception:  # not a pipeline this reads: the normal load will
+        return None
+    trees = getattr(forest, "estimators_", [])
+    if not isinstance(encoder, FieldEncoding) or getattr(forest, "n_outputs_", 0) != 1:
+        return None
+    if not trees or not all(isinstance(getattr(t, "tree_", None), _TreeArrays) for t in trees):
+        return None
+    pipeline.steps = [("encode", encoder), ("classify", _LightForest(forest))]
+    return pipeline
 
 
 def _input_example(files: dict[str, bytes], manifest: dict) -> list[dict]:
@@ -225,7 +315,9 @@ class _Errors:
     def __init__(self, n: int, initial: np.ndarray | None = None):
         self.n = n
         self.rows: dict[int, list[str]] = {}
-        if initial is not None:
+        if initial is not None:  # from a batch: pandas is loaded
+            import pandas as pd
+
             for row in np.flatnonzero(pd.notna(initial)):
                 self.rows[row] = [initial[row]]
 
@@ -296,7 +388,7 @@ class Champion:
     def _build_engines(self) -> None:
         steps = getattr(self.pipeline, "steps", [])
         head = steps[0][1] if len(steps) == 2 else None
-        if isinstance(head, RecordEncoder):
+        if isinstance(head, FieldEncoding):
             self._encoder, self._classifier = head, steps[1][1]
         else:  # any other pipeline (e.g. the rule model) takes a DataFrame of the fields
             self._encoder, self._classifier = None, self.pipeline
@@ -305,12 +397,14 @@ class Champion:
             raise DpeError(f"the champion predicts classes {classes}, not labels A–G")
         self._class_columns = [LABELS.index(c) for c in classes]
         self._small = self._large = self._classifier.predict_proba
-        self.engines = {"small": "sklearn", "large": "sklearn"}
+        self.light = isinstance(self._classifier, _LightForest)
+        engine = "numba-forest, not checked yet" if self.light else "sklearn"
+        self.engines = {"small": engine, "large": engine}
 
     def compile(self) -> None:
         """Swap in the fast engines (see the module's doc) that give sklearn's probabilities,
         within TOLERANCE, on the input example and synthetic records; drop the others."""
-        if self._encoder is None:
+        if self._encoder is None or self.light:  # a light champion has no sklearn to check
             return
         from core.engines import fast_engines  # numba: imported once a model is served
 
@@ -343,6 +437,10 @@ class Champion:
     def labels_of(self, proba: np.ndarray) -> np.ndarray:
         """The label of each row of probabilities, as the model itself decides it (the scale
         model answers the median class, which stays monotone in the consumption)."""
+        if self.light:  # a forest: the most probable label
+            return np.array(LABELS, dtype=object)[np.argmax(proba, axis=1)]
+        from core.models import label_index_from_proba  # sklearn is loaded: the pipeline is
+
         return np.array(LABELS, dtype=object)[label_index_from_proba(self.pipeline, proba)]
 
     def predict_proba(self, records) -> np.ndarray:
@@ -358,6 +456,8 @@ class Champion:
         """`predict_proba` of records given as columns (object arrays, float arrays for
         numbers): the encoder reads them as they are."""
         if self._encoder is None:
+            import pandas as pd
+
             return self.predict_proba(pd.DataFrame(columns, dtype=object))
         return self._engine_proba(self._encoder.transform_columns(columns))
 
@@ -386,7 +486,7 @@ class Champion:
         self._check(columns, floats, errors, self._spec_checks)
         errors = errors.joined()
         inputs = {**columns, **floats}
-        valid = np.flatnonzero(pd.isna(errors))
+        valid = np.flatnonzero(np.equal(errors, None))
         selected = {name: inputs[name][valid] for name in RECORD_FIELDS}
         proba = self._columns_proba(selected) if len(valid) else np.zeros((0, len(LABELS)))
         results = [{"label": None, "probabilities": None, "error": e} for e in errors]
@@ -400,7 +500,7 @@ class Champion:
         self._log(inputs, lambda: results, source)
         return results
 
-    def _check(self, columns, floats, errors: "_Errors", number_checks: dict) -> None:
+    def _check(self, columns, floats, errors: _Errors, number_checks: dict) -> None:
         """Add to `errors` what the model cannot take: numbers out of bounds (`number_checks`
         then the manifest's), categories that are not text or that the model does not know."""
         for name, values in floats.items():
@@ -427,6 +527,9 @@ class Champion:
 
         def deliver():
             try:
+                if not columns:
+                    import pandas as pd
+
                 records = inputs if columns else pd.DataFrame(inputs)[list(RECORD_FIELDS)]
                 sink(records, results(), version, source)
             except Exception:  # logging must never break predicting
@@ -475,6 +578,8 @@ def _columns(
             values[:] = [None if v is None else (v.strip() or None) for v in raw]
         else:
             values[:] = [(v.strip() or None) if isinstance(v, str) else v for v in raw]
+            import pandas as pd  # values JSON does not give: not at API start
+
             values[pd.isna(values)] = None
         columns[name] = values
         if number:
@@ -484,6 +589,8 @@ def _columns(
 
 def _fields_frame(records) -> pd.DataFrame:
     """The record fields as a DataFrame: numbers as floats, categories as text or None."""
+    import pandas as pd
+
     if isinstance(records, pd.DataFrame):
         frame = records.reindex(columns=list(RECORD_FIELDS))
     else:
@@ -496,7 +603,7 @@ def _fields_frame(records) -> pd.DataFrame:
     return frame
 
 
-def _synthetic_records(encoder: RecordEncoder, n: int) -> list[dict]:
+def _synthetic_records(encoder: FieldEncoding, n: int) -> list[dict]:
     """Records spread over what the encoder knows (its categories, around its medians),
     with missing and unseen values, to check the fast engines against sklearn."""
     rng = np.random.default_rng(0)
@@ -528,6 +635,8 @@ def predict_frame(
     `error` (empty when predicted). Rows are checked as ingest checks them (`clean`), then as
     `Champion.predict` checks records; those that fail carry the reason and are not predicted.
     `progress(fraction)` is called as chunks are predicted."""
+    import pandas as pd
+
     from core.ingest import clean  # DuckDB: imported when a batch comes, not at API start
 
     # clean() checks only the record fields and the label for a prediction: give it those
@@ -605,7 +714,7 @@ def predict_csv(
 
 def _object_column(series: pd.Series) -> np.ndarray:
     values = series.to_numpy(dtype=object, copy=True)
-    values[pd.isna(values)] = None
+    values[series.isna().to_numpy()] = None
     return values
 
 
@@ -636,6 +745,8 @@ def write_csv(predicted: pd.DataFrame, path: str | Path) -> None:
 
 def _csv_ready(predicted: pd.DataFrame) -> pd.DataFrame:
     """Missing values as DuckDB writes them, empty: NaN would be "nan", "" a quoted ""."""
+    import pandas as pd
+
     out = predicted.copy(deep=False)
     for label in LABELS:
         out[f"proba_{label}"] = pd.array(out[f"proba_{label}"].to_numpy(), dtype="Float64")

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from core.errors import DpeError
-from core.rules import FAMILIES, LABELS, family_for_sector, label_index
+from core.scales import FAMILIES, LABELS, family_for_sector, label_index
 from core.schema import (
     CATEGORIES_ERP,
     COLUMNS,

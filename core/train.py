@@ -33,8 +33,8 @@ from threadpoolctl import threadpool_limits
 
 from core import evaluate, registry, warehouse
 from core.config import Settings
+from core.encoding import FEATURE_SETS, LEAKING_FEATURE_SETS
 from core.errors import DpeError
-from core.features import FEATURE_SETS, LEAKING_FEATURE_SETS
 from core.models import (
     FAMILIES,
     RANDOM_CANDIDATES,

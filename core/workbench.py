@@ -6,7 +6,7 @@ import re
 
 import pandas as pd
 
-from core import rules
+from core import scales
 from core.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL, to_snake_case
 
 # "Surface_utile=-3 must be > 0" -> "Surface_utile must be > 0": the rule without the value.
@@ -61,15 +61,15 @@ def official_answer(secteur: str | None, conso: float | None) -> dict | None:
     gives, the class bounds, and how far the consumption is above the next better class."""
     if conso is None:
         return None
-    family = rules.family_for_sector(secteur)
-    label = rules.label_for(float(conso), family)
-    bounds = rules.SCALES[("energie", family)]
-    distance = rules.distance_to_better_class(float(conso), family)
+    family = scales.family_for_sector(secteur)
+    label = scales.label_for(float(conso), family)
+    bounds = scales.SCALES[("energie", family)]
+    distance = scales.distance_to_better_class(float(conso), family)
     better = None if label in (None, "A") else LABELS[LABELS.index(label) - 1]
     return {
         "family": family,
-        "family_text": rules.FAMILIES[family][0],
-        "source": rules.FAMILIES[family][1],
+        "family_text": scales.FAMILIES[family][0],
+        "source": scales.FAMILIES[family][1],
         "label": label,
         "bounds": bounds,
         "better_label": better,

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core import train, warehouse
+from core.encoding import FEATURE_SETS
 from core.errors import DpeError
-from core.features import FEATURE_SETS
 from ui import charts, common
 
 MODELS = {

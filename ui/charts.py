@@ -7,7 +7,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from core.explore import NO_LABEL
-from core.rules import FAMILIES
+from core.scales import FAMILIES
 from core.schema import LABELS
 
 # The colours of the familiar A–G DPE scale.

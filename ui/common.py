@@ -13,9 +13,9 @@ import streamlit as st
 
 from core import monitoring, predict, registry, warehouse, workbench
 from core.config import Settings, get_settings
+from core.encoding import FEATURE_SETS, LEAKING_FEATURE_SETS
 from core.errors import DpeError
 from core.evaluate import HEADLINE
-from core.features import FEATURE_SETS, LEAKING_FEATURE_SETS
 
 PROBE_TIMEOUT_S = 1.0
 HEADLINE_METRICS = HEADLINE

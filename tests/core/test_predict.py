@@ -354,6 +354,61 @@ def test_loading_never_imports_mlflow(settings, champion):
     assert completed.stdout.strip() == "[]"
 
 
+def test_a_quick_load_reads_a_forest_without_sklearn_and_answers_the_same(
+    settings, champion, pipeline, records
+):
+    """The API's cold start: the app and a quick champion import neither sklearn nor pandas
+    (~1.2 s), and the numba engine gives sklearn's probabilities all the same."""
+    code = (
+        "import json, sys; import api.main; from core.config import Settings; "
+        "from core.predict import load_champion; "
+        f"champion = load_champion(Settings(_env_file=None, home={str(settings.home)!r}), "
+        "quick=True); "
+        "results = champion.predict(json.load(sys.stdin)); "
+        "print(json.dumps({'light': champion.light, 'results': results, "
+        "'heavy': sorted({'sklearn', 'pandas', 'scipy.stats'} & set(sys.modules))}))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(records[:300]),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    answer = json.loads(completed.stdout)
+    assert answer["light"] and answer["heavy"] == []
+    assert np.array_equal(
+        probabilities(answer["results"]), probabilities(champion.predict(records[:300]))
+    )
+    assert [r["label"] for r in answer["results"]] == list(
+        pipeline.predict(pd.DataFrame(records[:300]))
+    )
+
+
+def test_a_quick_load_of_another_model_is_plain_sklearn(settings):
+    X, y = labelled(generate_records(400, seed=5))
+    logreg = build_pipeline("logreg", "with-consumption").fit(X, y)
+    publish_champion(settings, logreg, 1)
+    champion = load_champion(settings, quick=True)
+    assert not champion.light and champion.engines == {"small": "sklearn", "large": "sklearn"}
+    record = sample_records()[0]
+    expected = logreg.predict_proba(pd.DataFrame([record]))[0]
+    assert np.array_equal(as_floats(champion.predict([record])[0]["probabilities"]), expected)
+
+
+def test_the_light_read_unpickles_nothing_but_what_it_knows(tmp_path):
+    marker = tmp_path / "unpickled"
+
+    class Bomb:  # unpickling this would create the marker file
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    assert predict._read_light(pickle.dumps(Bomb())) is None
+    assert not marker.exists()
+
+
 def test_a_scale_champion_answers_its_own_monotone_label(settings):
     """Serving turns probabilities into labels as the model does: the scale model's median
     class, which never gets better when only the consumption rises (its argmax may)."""

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from core import synth
-from core.rules import FAMILIES, LABELS, label_index
+from core.scales import FAMILIES, LABELS, label_index
 from core.schema import COLUMNS, ID_COLUMN, SECTEURS
 from tests.conftest import run_cli
 

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from core import evaluate, rules
+from core import evaluate, scales
+from core.encoding import FEATURE_SETS
 from core.errors import DpeError
-from core.features import FEATURE_SETS, RecordEncoder
+from core.features import RecordEncoder
 from core.models import (
     RANDOM_CANDIDATES,
     ScaleClassifier,
@@ -152,7 +153,7 @@ def test_the_scale_model_learns_which_scale_applies_then_applies_it():
         family = "autres_batiments" if sector.startswith("W") else "centre_commercial"
         for conso in rng.uniform(5, 600, 60):
             records.append({"secteur_activite": sector, "conso_kwhep_m2_an": conso})
-            y.append(rules.label_for(conso, family))
+            y.append(scales.label_for(conso, family))
     model = build_pipeline("scale", "with-consumption").fit(pd.DataFrame(records), y)
     assert model.predict(records).tolist() == y
     probe = [{"secteur_activite": s, "conso_kwhep_m2_an": 100.0} for s in sectors]
@@ -183,8 +184,8 @@ def test_the_scale_model_reads_the_building_columns_and_the_scale_labels(home):
     names = RecordEncoder("with-consumption").fit(X).get_feature_names_out()
     building, labels = encoded_scale_layout(len(names))
     blind = RecordEncoder("building-only").fit(X).get_feature_names_out()
-    assert list(names[labels]) == [f"rule_label__{family}" for family in rules.FAMILIES]
-    families = [f"rule_family={family}" for family in rules.FAMILIES]
+    assert list(names[labels]) == [f"rule_label__{family}" for family in scales.FAMILIES]
+    families = [f"rule_family={family}" for family in scales.FAMILIES]
     assert list(names[building]) == [*blind, *families]  # nothing about the consumption
     with pytest.raises(ValueError, match="RecordEncoder"):
         ScaleClassifier().fit(RecordEncoder("building-only").fit(X).transform(X), ["A"] * len(X))

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from core import rules, workbench
+from core import scales, workbench
 from core.schema import RECORD_FIELDS
 
 
@@ -39,7 +39,7 @@ def test_label_counts_keep_every_label():
 def test_official_answer_and_distance_to_the_next_class():
     sector = "W : Administrations, banques, bureaux"  # bureaux: A ≤ 50, B ≤ 110, C ≤ 210...
     answer = workbench.official_answer(sector, 260.0)
-    assert answer["family"] == rules.family_for_sector(sector)
+    assert answer["family"] == scales.family_for_sector(sector)
     assert answer["label"] == "D" and answer["better_label"] == "C"
     assert answer["better_bound"] == 210 and answer["distance"] == 50.0
     best = workbench.official_answer(sector, 20.0)
