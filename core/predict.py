@@ -202,13 +202,21 @@ _LIGHT_CLASSES = {
 }
 
 
+# What rebuilds numpy arrays and scalars (numpy 2's module names and numpy 1's).
+_NUMPY_GLOBALS = {
+    (module, name)
+    for module in ("numpy._core.multiarray", "numpy.core.multiarray")
+    for name in ("_reconstruct", "scalar")
+} | {("numpy", "ndarray"), ("numpy", "dtype"), ("copyreg", "_reconstructor")}
+
+
 class _LightUnpickler(pickle.Unpickler):
-    """Unpickles numpy and `_LIGHT_CLASSES` only: anything else ends the light read."""
+    """Unpickles numpy arrays and `_LIGHT_CLASSES` only: anything else ends the light read."""
 
     def find_class(self, module: str, name: str):
         if (module, name) in _LIGHT_CLASSES:
             return _LIGHT_CLASSES[module, name]
-        if module == "numpy" or module.startswith("numpy.") or module == "copyreg":
+        if (module, name) in _NUMPY_GLOBALS:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"{module}.{name} is not read without sklearn")
 
