@@ -12,7 +12,14 @@ import threading
 
 from core.config import Settings
 from core.errors import DpeError
-from core.predict import Champion, PredictionSink, load_champion, manifest_key, read_manifest
+from core.predict import (
+    Champion,
+    PredictionSink,
+    load_champion,
+    manifest_key,
+    read_manifest,
+    serving_champions,
+)
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -43,10 +50,13 @@ class ServingState:
                     return False
                 # With nothing served yet, serve at once (a forest without sklearn, else plain
                 # sklearn), then with the engines checked: a cold start answers ~1 s sooner.
-                for quick in (True, False) if current is None else (False,):
-                    champion = load_champion(
-                        self.settings, manifest, store=self._store, sink=self.sink, quick=quick
-                    )
+                if current is None:
+                    champions = serving_champions(manifest, self._store, self.sink)
+                else:
+                    champions = [
+                        load_champion(self.settings, manifest, store=self._store, sink=self.sink)
+                    ]
+                for champion in champions:
                     self.champion, self.problem = champion, None
                     log.info(
                         "serving champion %s (engines %s)", champion.model_version, champion.engines

@@ -16,10 +16,10 @@ for gradient boosting. Each is checked against `pipeline.predict_proba` at load 
 dropped, with a warning, if it differs by more than `TOLERANCE`.
 
 Start-up. Importing sklearn (with scipy and pandas) takes ~1.2 s, most of a server's cold
-start. So this module imports neither at the top, and `load_champion(quick=True)` reads a
+start. So this module imports neither at the top, and `serving_champions` first reads a
 forest pipeline without them (`_read_light`): its encoder's state and its trees' arrays,
-straight into the numba engine. A server answers with that, then loads the champion again,
-normally, which checks the engine against sklearn (`api.state`).
+straight into the numba engine. A server answers with that, then unpickles the same
+download normally, which checks the engine against sklearn (`api.state`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import logging
 import pickle
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -127,33 +127,44 @@ def load_champion(
     *,
     store: Store | None = None,
     sink: PredictionSink | None = None,
-    quick: bool = False,
 ) -> Champion:
     """Load the promoted champion (the given manifest, else the store's current one), its
     fast engines checked against sklearn. Never imports mlflow: the model file is a pickled
-    sklearn Pipeline, and mlflow's import alone exceeds the API's cold start budget.
-
-    `quick=True` is for a server that must answer at once: a RandomForest or ExtraTrees
-    pipeline is read without sklearn, into an unchecked numba engine (`_read_light`); any
-    other model answers in plain sklearn. Load it again without `quick` next.
-    """
+    sklearn Pipeline, and mlflow's import alone exceeds the API's cold start budget."""
     store = store or Store(settings)
     manifest = manifest or read_manifest(store)
+    champion = _unpickled(manifest, _download(store, manifest), sink)
+    champion.compile()
+    return champion
+
+
+def serving_champions(
+    manifest: dict, store: Store, sink: PredictionSink | None = None
+) -> Iterator[Champion]:
+    """The champion as a server that must answer at once serves it, from one download: first
+    quick (a RandomForest or ExtraTrees pipeline read without sklearn, into a numba engine
+    not checked yet, `_read_light`; any other model in plain sklearn), then with its fast
+    engines checked."""
     files = _download(store, manifest)
-    example = _input_example(files, manifest)
-    data = files[manifest["model_file"]]
-    if quick and (light := _read_light(data)) is not None:
-        return Champion(manifest, light, example=example, sink=sink)
+    light = _read_light(files[manifest["model_file"]])
+    if light is not None:
+        yield Champion(manifest, light, example=_input_example(files, manifest), sink=sink)
+    champion = _unpickled(manifest, files, sink)
+    if light is None:
+        yield champion
+    champion.compile()
+    yield champion
+
+
+def _unpickled(manifest: dict, files: dict[str, bytes], sink: PredictionSink | None) -> Champion:
+    """The champion of the pickled pipeline, its engines sklearn's until `compile()`."""
     try:
-        pipeline = pickle.loads(data)
+        pipeline = pickle.loads(files[manifest["model_file"]])
     except Exception as error:  # any unpickling failure means the same to the user
         raise DpeError(f"could not load {manifest['model_file']}: {error}") from error
     if not hasattr(pipeline, "predict_proba"):
         raise DpeError(f"{manifest['model_file']} holds no classifier with predict_proba")
-    champion = Champion(manifest, pipeline, example=example, sink=sink)
-    if not quick:
-        champion.compile()
-    return champion
+    return Champion(manifest, pipeline, example=_input_example(files, manifest), sink=sink)
 
 
 # --- Reading a forest without sklearn ----------------------------------------------------

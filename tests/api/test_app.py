@@ -138,6 +138,7 @@ def test_a_swap_spares_the_requests_in_flight(limited, pipelines, records):
     publish_champion(limited, pipelines["1"], 1)
     state = ServingState(limited)
     assert state.refresh() and state.champion.model_version == "1"
+    assert not state.champion.light  # the quick champion was replaced by the checked one
     in_flight = state.champion  # what a request took when it started
     publish_champion(limited, pipelines["2"], 2)
     assert state.refresh() and state.champion.model_version == "2"

@@ -24,6 +24,8 @@ from core.predict import (
     load_champion,
     predict_csv,
     predict_frame,
+    read_manifest,
+    serving_champions,
     to_csv_bytes,
 )
 from core.rules import RuleClassifier
@@ -361,9 +363,10 @@ def test_a_quick_load_reads_a_forest_without_sklearn_and_answers_the_same(
     (~1.2 s), and the numba engine gives sklearn's probabilities all the same."""
     code = (
         "import json, sys; import api.main; from core.config import Settings; "
-        "from core.predict import load_champion; "
-        f"champion = load_champion(Settings(_env_file=None, home={str(settings.home)!r}), "
-        "quick=True); "
+        "from core.predict import read_manifest, serving_champions; "
+        "from core.storage import Store; "
+        f"store = Store(Settings(_env_file=None, home={str(settings.home)!r})); "
+        "champion = next(serving_champions(read_manifest(store), store)); "
         "results = champion.predict(json.load(sys.stdin)); "
         "print(json.dumps({'light': champion.light, 'results': results, "
         "'heavy': sorted({'sklearn', 'pandas', 'scipy.stats'} & set(sys.modules))}))"
@@ -387,15 +390,33 @@ def test_a_quick_load_reads_a_forest_without_sklearn_and_answers_the_same(
     )
 
 
-def test_a_quick_load_of_another_model_is_plain_sklearn(settings):
+def test_a_server_serves_a_forest_quick_then_checked_from_one_download(
+    settings, champion, records, monkeypatch
+):
+    store = Store(settings)
+    downloads = []
+    read_bytes = store.read_bytes
+    monkeypatch.setattr(
+        store, "read_bytes", lambda path: downloads.append(path) or read_bytes(path)
+    )
+    quick, checked = serving_champions(read_manifest(store), store)
+    assert quick.light and not checked.light
+    assert checked.engines == {"small": "numba-forest", "large": "numba-forest"}
+    assert len(downloads) == len(set(downloads))  # each file read once
+    assert quick.predict(records[:50]) == checked.predict(records[:50])
+
+
+def test_a_quick_start_of_another_model_is_plain_sklearn_then_checked(settings):
     X, y = labelled(generate_records(400, seed=5))
     logreg = build_pipeline("logreg", "with-consumption").fit(X, y)
     publish_champion(settings, logreg, 1)
-    champion = load_champion(settings, quick=True)
-    assert not champion.light and champion.engines == {"small": "sklearn", "large": "sklearn"}
+    store = Store(settings)
+    quick, checked = serving_champions(read_manifest(store), store)
+    assert quick is checked and not quick.light
+    assert quick.engines == {"small": "sklearn", "large": "sklearn"}
     record = sample_records()[0]
     expected = logreg.predict_proba(pd.DataFrame([record]))[0]
-    assert np.array_equal(as_floats(champion.predict([record])[0]["probabilities"]), expected)
+    assert np.array_equal(as_floats(quick.predict([record])[0]["probabilities"]), expected)
 
 
 def test_the_light_read_unpickles_nothing_but_what_it_knows(tmp_path):
