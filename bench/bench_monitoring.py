@@ -19,13 +19,10 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.pipeline import Pipeline
 
-from bench.bench_api import records_of, training_data
+from bench.bench_api import records_of, train_champion, training_data
 from bench.results import RESULTS, write_section
 from core.config import Settings
-from core.features import RecordEncoder
 from core.monitoring import PredictionLogger, read_predictions
 from core.predict import load_champion
 from tests.champion import publish_champion
@@ -135,9 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     X, y, data = training_data()
-    forest = RandomForestClassifier(n_estimators=300, random_state=0)
-    pipeline = Pipeline([("encode", RecordEncoder("with-consumption")), ("classify", forest)])
-    pipeline.fit(X, y)
+    pipeline = train_champion(X, y)
     records = records_of(X)
     with tempfile.TemporaryDirectory(prefix="dpe-bench-monitoring-") as tmp:
         work = Path(tmp)

@@ -546,10 +546,12 @@ class Champion:
 
         def deliver():
             try:
-                if not columns:
+                if columns:
+                    records = inputs
+                else:
                     import pandas as pd
 
-                records = inputs if columns else pd.DataFrame(inputs)[list(RECORD_FIELDS)]
+                    records = pd.DataFrame(inputs)[list(RECORD_FIELDS)]
                 sink(records, results(), version, source)
             except Exception:  # logging must never break predicting
                 log.exception("prediction sink failed")
