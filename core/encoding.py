@@ -3,7 +3,7 @@
 `FieldEncoding` holds what `core.features.RecordEncoder` (the sklearn transformer at the
 head of every pipeline) learns and how it encodes; it imports neither sklearn nor pandas,
 so that the API can encode records the moment it starts, before those ~1.2 s of imports
-(see `core.predict.load_champion(quick=True)`).
+(see `core.predict.serving_champions`).
 """
 
 from collections.abc import Mapping
@@ -11,17 +11,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from core import scales
+from core.feature_sets import FEATURE_SETS
 from core.schema import RECORD_FIELDS
-
-CONSUMPTION_FIELDS = ("conso_kwhep_m2_an", "emission_ges_kgco2_m2_an", "conso_e_finale_energie_n_1")
-BUILDING_FIELDS = tuple(name for name in RECORD_FIELDS if name not in CONSUMPTION_FIELDS)
-FEATURE_SETS = {
-    # What a manager knows before any diagnostic.
-    "building-only": BUILDING_FIELDS,
-    # The workshop's: includes the consumption, of which the label is a threshold (leaks).
-    "with-consumption": BUILDING_FIELDS + CONSUMPTION_FIELDS,
-}
-LEAKING_FEATURE_SETS = {"with-consumption"}
 
 # ADEME placeholders: values typed in when the real one was unknown.
 PLACEHOLDERS = {"surface_utile": 100.0, "conso_kwhep_m2_an": 0.1}
@@ -48,7 +39,7 @@ class FieldEncoding:
 
     @property
     def fields(self) -> tuple[str, ...]:
-        return FEATURE_SETS[self.feature_set]
+        return FEATURE_SETS[self.feature_set].fields
 
     @property
     def category_fields(self) -> list[str]:

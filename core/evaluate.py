@@ -21,6 +21,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from core.feature_sets import FEATURE_SETS
 from core.models import build_pipeline
 from core.schema import LABELS
 
@@ -115,7 +116,7 @@ def baseline_metrics(feature_set: str, X_train, y_train, X_test, y_test) -> dict
 
     With the consumption, the official scales (the rule model); without, the majority label.
     """
-    if feature_set == "with-consumption":
+    if FEATURE_SETS[feature_set].baseline == "rules":
         name, model = "rules", build_pipeline("rules", feature_set)
     else:
         name, model = "majority", DummyClassifier(strategy="most_frequent")

@@ -25,7 +25,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from core import scales
-from core.encoding import CONSUMPTION_FIELDS, FEATURE_SETS, PLACEHOLDERS
+from core.encoding import PLACEHOLDERS
+from core.feature_sets import CONSUMPTION_FIELDS, FEATURE_SETS
 from core.errors import DpeError
 from core.features import RecordEncoder, Records, columns_of
 from core.rules import RuleClassifier
@@ -80,7 +81,7 @@ class RecordFrame(TransformerMixin, BaseEstimator):
         self.feature_set = feature_set
 
     def fit(self, X: Records, y=None):
-        self.fields_ = tuple(f for f in RULE_FIELDS if f in FEATURE_SETS[self.feature_set])
+        self.fields_ = tuple(f for f in RULE_FIELDS if f in FEATURE_SETS[self.feature_set].fields)
         return self
 
     def transform(self, X: Records) -> pd.DataFrame:
@@ -299,7 +300,7 @@ def _classifier(family: str, seed: int):
 
 def check_family(family: str, feature_set: str) -> None:
     """A DpeError when `family` cannot train on `feature_set`."""
-    if family in NEEDS_CONSUMPTION and "conso_kwhep_m2_an" not in FEATURE_SETS[feature_set]:
+    if family in NEEDS_CONSUMPTION and not FEATURE_SETS[feature_set].has_consumption:
         raise DpeError(
             f"the {family} model reads the consumption: it trains with "
             f"--features with-consumption, not {feature_set}"

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from core import predict
 from core.config import Settings
-from core.encoding import FEATURE_SETS
+from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.schema import LABELS, RECORD_FIELDS
 from core.storage import Store
@@ -499,7 +499,7 @@ def drift_report(
     start = parse_time(since) if since else None
     # The manifest as the API reads it: core.registry would import MLflow, seconds for nothing.
     manifest = predict.read_manifest(Store(settings))
-    fields = FEATURE_SETS[manifest["feature_set"]]
+    fields = FEATURE_SETS[manifest["feature_set"]].fields
     reference = labelled_rows(warehouse.load_dataset(settings, manifest["dataset_version"])[1])
     if dataset_version is None:
         current = read_predictions(settings, since=start)

@@ -28,7 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from core.config import Settings
-from core.encoding import FEATURE_SETS
+from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.evaluate import HEADLINE
 from core.predict import CHAMPION_DIR, MANIFEST_PATH
@@ -145,7 +145,8 @@ def list_runs(
 
 def _run_row(run) -> dict:
     tags, metrics = run.data.tags, run.data.metrics
-    baseline = "rules" if tags.get("feature_set") == "with-consumption" else "majority"
+    feature_set = FEATURE_SETS.get(tags.get("feature_set", ""))
+    baseline = feature_set.baseline if feature_set else "majority"
     row = {
         "run_id": run.info.run_id,
         "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
@@ -311,7 +312,7 @@ def input_schema(pipeline) -> list[dict]:
     head = pipeline.named_steps["encode"]  # RecordEncoder, or RecordFrame for rules
     known = getattr(head, "known_values_", {})
     schema = []
-    for name in FEATURE_SETS[head.feature_set]:
+    for name in FEATURE_SETS[head.feature_set].fields:
         spec = RECORD_FIELDS[name]
         categories = None
         if spec.kind == "category" and spec.categories:
@@ -344,7 +345,7 @@ def current_champion(settings: Settings) -> dict | None:
 
 def add_cli(subparsers) -> None:
     runs = subparsers.add_parser("runs", help="list training runs, best macro-F1 first")
-    runs.add_argument("--features", choices=("with-consumption", "building-only"))
+    runs.add_argument("--features", choices=tuple(FEATURE_SETS))
     runs.add_argument("--dataset", help="only runs on this dataset version")
     runs.set_defaults(run=_runs_command)
     promote_parser = subparsers.add_parser(

@@ -33,7 +33,7 @@ from threadpoolctl import threadpool_limits
 
 from core import evaluate, registry, warehouse
 from core.config import Settings
-from core.encoding import FEATURE_SETS, LEAKING_FEATURE_SETS
+from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.models import (
     FAMILIES,
@@ -107,7 +107,7 @@ class _RandomSearch(_SteppedSearch, RandomizedSearchCV):
 def labelled_rows(frame: pd.DataFrame, feature_set: str) -> tuple[pd.DataFrame, np.ndarray]:
     """The feature set's fields and the label of valid rows labelled A–G."""
     keep = frame["reject_reason"].isna() & frame[LABEL].isin(LABELS)
-    X = frame.loc[keep, list(FEATURE_SETS[feature_set])].reset_index(drop=True)
+    X = frame.loc[keep, list(FEATURE_SETS[feature_set].fields)].reset_index(drop=True)
     y = frame.loc[keep, LABEL].astype(str).to_numpy()
     counts = pd.Series(y).value_counts()
     if len(y) == 0 or counts.min() < 2:
@@ -179,7 +179,7 @@ def _signature(feature_set: str) -> ModelSignature:
     # soon as the example has no missing value in it.
     columns = [
         ColSpec("string" if RECORD_FIELDS[name].kind == "category" else "double", name, False)
-        for name in FEATURE_SETS[feature_set]
+        for name in FEATURE_SETS[feature_set].fields
     ]
     return ModelSignature(inputs=Schema(columns), outputs=Schema([ColSpec("string")]))
 
@@ -286,11 +286,11 @@ def train(
     with threadpool_limits(1):
         metrics = evaluate.model_metrics(fitted, X_test, y_test)
         metrics.update(evaluate.baseline_metrics(feature_set, X_train, y_train, X_test, y_test))
-        if "conso_kwhep_m2_an" in FEATURE_SETS[feature_set]:
+        if FEATURE_SETS[feature_set].has_consumption:
             # Test buildings whose label gets better somewhere as only the consumption rises.
             metrics["monotonicity_violations"] = evaluate.monotonicity_violations(fitted, X_test)
         importance = evaluate.field_importance(
-            fitted, X_test, y_test, FEATURE_SETS[feature_set], seed
+            fitted, X_test, y_test, FEATURE_SETS[feature_set].fields, seed
         )
     if search_cv is not None:
         metrics["cv_macro_f1"] = float(search_cv.best_score_)
@@ -307,7 +307,7 @@ def train(
         "feature_set": feature_set,
         "model": model,
         "search": "none" if search_cv is None else search,
-        "label_leaking": feature_set in LEAKING_FEATURE_SETS,
+        "label_leaking": FEATURE_SETS[feature_set].leaks_label,
         "best_params": best,
         "train_rows": len(y_train),
         "test_rows": len(y_test),

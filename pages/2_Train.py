@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import train, warehouse
-from core.encoding import FEATURE_SETS
+from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from ui import charts, common
 
@@ -73,7 +73,7 @@ note = common.leakage_note(feature_set)
 if note:
     st.warning(note, icon=":material/water_drop:")
 else:
-    st.caption(f"`{feature_set}`: {', '.join(f'`{f}`' for f in FEATURE_SETS[feature_set])}.")
+    st.caption(f"`{feature_set}`: {', '.join(f'`{f}`' for f in FEATURE_SETS[feature_set].fields)}.")
 
 if st.button("Train", key="train_run", type="primary", icon=":material/play_arrow:"):
     bar = st.progress(0.0, text="starting")
@@ -115,7 +115,7 @@ st.caption(
     f"`{common.short(result['dataset_version'])}` · {result['train_rows']:,} training rows, "
     f"{result['test_rows']:,} test rows (stratified hold-out)."
 )
-baseline = "rules" if result["feature_set"] == "with-consumption" else "majority"
+baseline = FEATURE_SETS[result["feature_set"]].baseline
 shown = [
     ("accuracy", "Accuracy"),
     ("macro_f1", "Macro-F1"),

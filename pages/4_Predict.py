@@ -3,7 +3,7 @@
 import streamlit as st
 
 from core import workbench
-from core.encoding import CONSUMPTION_FIELDS
+from core.feature_sets import CONSUMPTION_FIELDS
 from ui import charts, common
 from ui.scale import scale_html
 

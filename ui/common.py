@@ -13,7 +13,7 @@ import streamlit as st
 
 from core import monitoring, predict, registry, warehouse, workbench
 from core.config import Settings, get_settings
-from core.encoding import FEATURE_SETS, LEAKING_FEATURE_SETS
+from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.evaluate import HEADLINE
 
@@ -316,7 +316,7 @@ def no_champion(what: str = "this page") -> None:
 
 
 def leakage_note(feature_set: str) -> str | None:
-    if feature_set in LEAKING_FEATURE_SETS:
+    if FEATURE_SETS[feature_set].leaks_label:
         return (
             "`with-consumption` includes the primary consumption, and by regulation the label "
             "is a threshold of it on the building's official scale: its scores measure how well "
@@ -327,4 +327,4 @@ def leakage_note(feature_set: str) -> str | None:
 
 
 def feature_set_help() -> str:
-    return " · ".join(f"`{name}`: {len(fields)} fields" for name, fields in FEATURE_SETS.items())
+    return " · ".join(f"`{name}`: {len(fs.fields)} fields" for name, fs in FEATURE_SETS.items())

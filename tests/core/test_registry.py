@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core import registry
-from core.encoding import FEATURE_SETS
+from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.predict import CHAMPION_DIR, MANIFEST_PATH, load_champion
 from core.schema import LABELS, RECORD_FIELDS
@@ -93,7 +93,7 @@ def test_promote_exports_the_model_then_switches_the_manifest(local, monkeypatch
     assert {"accuracy", "macro_f1", "balanced_accuracy", "log_loss"} <= set(manifest["metrics"])
 
     schema = {entry["name"]: entry for entry in manifest["input_schema"]}
-    assert list(schema) == list(FEATURE_SETS["with-consumption"])
+    assert list(schema) == list(FEATURE_SETS["with-consumption"].fields)
     assert not any(entry["required"] for entry in schema.values())
     sector = schema["secteur_activite"]
     assert sector["type"] == "string" and set(RECORD_FIELDS["secteur_activite"].categories) <= set(

@@ -11,7 +11,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core import evaluate, scales
-from core.encoding import FEATURE_SETS
+from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.features import RecordEncoder
 from core.models import (
@@ -86,7 +86,7 @@ def test_the_logged_model_takes_records_with_every_field_optional(home):
     result = fast_train(home, "rf")
     info = mlflow.models.get_model_info(result["model_uri"])
     inputs = info.signature.inputs
-    assert inputs.input_names() == list(FEATURE_SETS["with-consumption"])
+    assert inputs.input_names() == list(FEATURE_SETS["with-consumption"].fields)
     assert not any(column.required for column in inputs.inputs)
     model = mlflow.pyfunc.load_model(result["model_uri"])
     # Missing fields and None: fine. (A category column holding only NaN is typed float
@@ -217,7 +217,7 @@ def test_bad_inputs_are_one_line_errors(home):
         train(home, "with-consumption", "svm")
     frame = pd.DataFrame(
         {"etiquette_dpe": ["A", "A", "B"], "reject_reason": [None, None, None]}
-    ).reindex(columns=["etiquette_dpe", "reject_reason", *FEATURE_SETS["building-only"]])
+    ).reindex(columns=["etiquette_dpe", "reject_reason", *FEATURE_SETS["building-only"].fields])
     with pytest.raises(DpeError, match=r"too few labelled rows.*'B': 1"):
         labelled_rows(frame, "building-only")
 
@@ -228,7 +228,7 @@ def test_rejected_and_unlabelled_rows_are_left_out():
             "etiquette_dpe": ["A", "A", "B", "B", None, "I", "C"],
             "reject_reason": [None, None, None, None, None, None, "surface_utile must be > 0"],
         }
-    ).reindex(columns=["etiquette_dpe", "reject_reason", *FEATURE_SETS["building-only"]])
+    ).reindex(columns=["etiquette_dpe", "reject_reason", *FEATURE_SETS["building-only"].fields])
     X, y = labelled_rows(frame, "building-only")
     assert y.tolist() == ["A", "A", "B", "B"]
     assert list(X.columns) == list(FEATURE_SETS["building-only"])
