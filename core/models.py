@@ -26,8 +26,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from core import scales
 from core.encoding import PLACEHOLDERS
-from core.feature_sets import CONSUMPTION_FIELDS, FEATURE_SETS
 from core.errors import DpeError
+from core.feature_sets import CONSUMPTION_FIELDS, FEATURE_SETS
 from core.features import RecordEncoder, Records, columns_of
 from core.rules import RuleClassifier
 from core.scales import LABELS

@@ -33,8 +33,8 @@ import pyarrow.parquet as pq
 
 from core import predict
 from core.config import Settings
-from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
+from core.feature_sets import FEATURE_SETS
 from core.schema import LABELS, RECORD_FIELDS
 from core.storage import Store
 

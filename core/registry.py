@@ -28,9 +28,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from core.config import Settings
-from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.evaluate import HEADLINE
+from core.feature_sets import FEATURE_SETS
 from core.predict import CHAMPION_DIR, MANIFEST_PATH
 from core.schema import LABELS, RECORD_FIELDS
 from core.storage import Store

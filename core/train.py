@@ -33,8 +33,8 @@ from threadpoolctl import threadpool_limits
 
 from core import evaluate, registry, warehouse
 from core.config import Settings
-from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
+from core.feature_sets import FEATURE_SETS
 from core.models import (
     FAMILIES,
     RANDOM_CANDIDATES,

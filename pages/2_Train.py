@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core import train, warehouse
-from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
+from core.feature_sets import FEATURE_SETS
 from ui import charts, common
 
 MODELS = {

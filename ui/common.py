@@ -13,9 +13,9 @@ import streamlit as st
 
 from core import monitoring, predict, registry, warehouse, workbench
 from core.config import Settings, get_settings
-from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.evaluate import HEADLINE
+from core.feature_sets import FEATURE_SETS
 
 PROBE_TIMEOUT_S = 1.0
 HEADLINE_METRICS = HEADLINE

@@ -13,8 +13,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core import registry
-from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
+from core.feature_sets import FEATURE_SETS
 from core.predict import CHAMPION_DIR, MANIFEST_PATH, load_champion
 from core.schema import LABELS, RECORD_FIELDS
 from core.storage import Store

@@ -11,8 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core import evaluate, scales
-from core.feature_sets import FEATURE_SETS
 from core.errors import DpeError
+from core.feature_sets import FEATURE_SETS
 from core.features import RecordEncoder
 from core.models import (
     RANDOM_CANDIDATES,
