@@ -12,11 +12,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DPE_HOME=/data \
     DPE_HEALTHCHECK_URL=http://127.0.0.1:8000/health
 
-# An unprivileged user; DPE_HOME is its only writable place (volumes in docker-compose.yml,
-# predictions/ being the prediction log the API and the workbench share).
+# An unprivileged user; DPE_HOME is its only writable place (volumes in docker-compose.yml).
 RUN groupadd --system --gid 10001 dpe \
     && useradd --system --uid 10001 --gid dpe --create-home --home-dir /home/dpe dpe \
-    && mkdir -p /data/predictions \
+    && mkdir -p /data \
     && chown -R dpe:dpe /data
 
 WORKDIR /app

@@ -3,58 +3,43 @@
 The champion is loaded from the model store when the app starts, without holding the start
 up: until it is loaded (store empty or unreachable), /health answers 503 and the watcher keeps
 trying every DPE_RELOAD_INTERVAL_S; it also swaps in each newly promoted champion.
+
+Around the routes (api.middleware): an error boundary (no exception text in a 500, the
+connection kept, a request id from X-Request-ID or generated, in the answer and every log
+line), request metrics (api.metrics, GET /metrics), the upload size counted as it streams,
+and a bound on concurrent uploads. Logs are JSON lines on stdout (api.logs). Errors share one
+body (api.errors); tokens are checked in api.auth; /docs and /redoc are served offline
+(api.docs). Probes: /livez, /readyz; /health for existing clients.
 """
 
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
-from api.routers import admin, health, model, predict
+from api.auth import FailedAttempts, check_production_tokens, require_predict_token
+from api.docs import add_offline_docs
+from api.errors import add_error_handlers
+from api.logs import configure_logging
+from api.metrics import Metrics, RequestMetrics
+from api.middleware import BodySizeLimit, ErrorBoundary, UploadSlots
+from api.routers import admin, health, metrics, model, predict
 from api.state import ServingState
-from core.config import DEFAULT_API_TOKEN, Settings, get_settings
+from core.champion import PredictionSink
+from core.config import Settings, get_settings
 from core.errors import DpeError
-from core.predict import PredictionSink
+
+if TYPE_CHECKING:  # imported when the first prediction is logged, not at start
+    from core.prediction_log import PredictionLogger
 
 log = logging.getLogger("api")
 
 
-def check_production_token(settings: Settings) -> None:
-    if settings.env == "production" and settings.api_token in ("", DEFAULT_API_TOKEN):
-        raise DpeError(
-            "DPE_ENV=production needs a DPE_API_TOKEN of your own: "
-            f"it is {'empty' if not settings.api_token else 'the default one'}"
-        )
-
-
-class BodySizeLimit:
-    """413 before reading a body whose Content-Length is above DPE_MAX_UPLOAD_MB: FastAPI
-    would otherwise read (and spool) the whole upload before any route code runs."""
-
-    def __init__(self, app, limit_mb: int):
-        self.app = app
-        self.limit_mb = limit_mb
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > self.limit_mb * 2**20:
-                detail = (
-                    f"request body of {int(length)} bytes: at most {self.limit_mb} MB "
-                    "(DPE_MAX_UPLOAD_MB)"
-                )
-                response = JSONResponse(
-                    {"detail": detail}, status_code=status.HTTP_413_CONTENT_TOO_LARGE
-                )
-                return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
-
-
 class PredictionLog:
-    """The API's prediction sink: `core.monitoring.PredictionLogger.log`, taking the records
-    as columns (see core.predict), so that no DataFrame is built per request only to be taken
+    """The API's prediction sink: `core.prediction_log.PredictionLogger.log`, taking the records
+    as columns (see core.champion), so that no DataFrame is built per request only to be taken
     apart. The logger (pandas and pyarrow: ~0.3 s of imports) is created by the first
     prediction, on the sink's thread, rather than at start up."""
 
@@ -62,14 +47,14 @@ class PredictionLog:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.logger = None
+        self.logger: PredictionLogger | None = None
 
-    def __call__(self, records, results, model_version, source) -> None:
+    def __call__(self, records, results, model_version, source, client, request_id) -> None:
         if self.logger is None:
-            from core.monitoring import PredictionLogger
+            from core.prediction_log import PredictionLogger
 
             self.logger = PredictionLogger(self.settings)
-        self.logger.log(records, results, model_version, source)
+        self.logger.log(records, results, model_version, source, client, request_id)
 
     def close(self) -> None:
         """Write what is still queued."""
@@ -77,26 +62,44 @@ class PredictionLog:
             self.logger.close()
 
 
+class CountingSink:
+    """Counts each prediction in the metrics, then hands it to `inner` (if any), on the sink
+    thread: counting costs the request nothing."""
+
+    def __init__(self, metrics: Metrics, inner: PredictionSink | None):
+        self.metrics, self.inner = metrics, inner
+        # Takes what `inner` takes; counting alone needs no records at all.
+        self.takes_columns = inner is None or getattr(inner, "takes_columns", False)
+
+    def __call__(self, records, results, model_version, source, **who) -> None:
+        self.metrics.count(results, model_version, source)
+        if self.inner is not None:
+            self.inner(records, results, model_version, source, **who)
+
+
 def create_app(
     settings: Settings | None = None, prediction_sink: PredictionSink | None = None
 ) -> FastAPI:
     """The app, with `settings` (default: `get_settings()`, from the environment) as its one
     Settings; `prediction_sink` receives every prediction off the request path (default: the
-    prediction log, unless DPE_LOG_PREDICTIONS=false; see core.predict.PredictionSink)."""
+    prediction log, unless DPE_LOG_PREDICTIONS=false; see core.champion.PredictionSink)."""
     settings = settings or get_settings()
+    # One JSON object per line on stdout, uvicorn's lines too: set when uvicorn imports the
+    # app, after it configured its own loggers.
+    configure_logging()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Our INFO lines (which champion is served, why none is) next to uvicorn's.
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
         try:
-            check_production_token(settings)
+            check_production_tokens(settings)
         except DpeError as error:
             log.error("refusing to start: %s", error)
             raise
         sink, log_sink = prediction_sink, None
         if sink is None and settings.log_predictions:
             sink = log_sink = PredictionLog(settings)  # writes off the request path
+        if app.state.metrics is not None:
+            sink = CountingSink(app.state.metrics, sink)
         app.state.serving = ServingState(settings, sink)
         watcher = asyncio.create_task(app.state.serving.watch())
         yield
@@ -109,24 +112,26 @@ def create_app(
         summary="Energy label (A–G) of tertiary buildings, from the promoted champion model.",
         version="1.0",
         lifespan=lifespan,
+        docs_url=None,  # served offline by api.docs
+        redoc_url=None,
     )
     app.state.settings = settings
+    app.state.failed_admin_attempts = FailedAttempts(settings.admin_failures_per_minute)
+    app.state.metrics = Metrics() if settings.metrics else None
+    # The last added runs first: the error boundary wraps everything.
+    app.add_middleware(UploadSlots, slots=settings.max_concurrent_uploads)
     app.add_middleware(BodySizeLimit, limit_mb=settings.max_upload_mb)
-    for router in (health.router, model.router, predict.router, admin.router):
+    if app.state.metrics is not None:  # sees every answer, a refusal or a 500 included
+        app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+        app.include_router(metrics.router)
+    app.add_middleware(ErrorBoundary)
+    add_error_handlers(app)
+    add_offline_docs(app)
+    for router in (health.router, model.router, admin.router):
         app.include_router(router)
-
-    @app.exception_handler(DpeError)
-    async def user_error(request: Request, error: DpeError):
-        return JSONResponse({"detail": str(error)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, error: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return JSONResponse(
-            {"detail": f"internal error ({type(error).__name__}): {error}"},
-            status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
-
+    # The schema shows the bearer on /predict* only when it is required.
+    guard = [Depends(require_predict_token)] if settings.predict_token else []
+    app.include_router(predict.router, dependencies=guard)
     return app
 
 

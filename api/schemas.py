@@ -1,18 +1,20 @@
 """Request and response bodies, with the examples OpenAPI shows at /docs.
 
-A record here checks types only (text for categories, numbers for numbers): bounds and
-categories are the model's to judge, so a well-formed record it cannot take is answered in
-a 200 with its error rather than rejected with a 422 (`core.predict` validates).
+A record here checks types only (text for categories, numbers for numbers, strictly: `true`
+or `"12"` in a number field is a 422 naming the field): bounds and categories are the
+model's to judge, so a well-formed record it cannot take is answered in a 200 with its error
+rather than rejected with a 422 (`core.champion` validates). Keys that are no record field
+are passed on, for the prediction to warn about them.
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
 from core.schema import LABELS, RECORD_FIELDS
 
-RECORD_EXAMPLE = {
+RECORD_EXAMPLE: dict[str, Any] = {
     "secteur_activite": "W : Administrations, banques, bureaux",
     "periode_construction": "1989-2000",
     "categorie_erp": "5ème Catégorie",
@@ -25,12 +27,15 @@ RECORD_EXAMPLE = {
     "emission_ges_kgco2_m2_an": 12.0,
     "n_departement_ban": "69",
 }
-PROBABILITIES_EXAMPLE = dict(zip(LABELS, (0.0, 0.05, 0.8, 0.1, 0.05, 0.0, 0.0), strict=True))
+PROBABILITIES_EXAMPLE: dict[str, Any] = dict(
+    zip(LABELS, (0.0, 0.05, 0.8, 0.1, 0.05, 0.0, 0.0), strict=True)
+)
 
 
 def _field(spec):
     # Integers are numbers here: 1990.5 is the model's to refuse (200 + error), as in a CSV.
-    python_type = str if spec.kind == "category" else float
+    # Strict: pydantic would otherwise read `false` as 0.0 and "12" as 12.0.
+    python_type = str if spec.kind == "category" else Annotated[float, Field(strict=True)]
     description = spec.description + (f" ({spec.unit})" if spec.unit else "")
     return Annotated[
         python_type | None,
@@ -41,14 +46,18 @@ def _field(spec):
     ]
 
 
-# A TypedDict, not a BaseModel: pydantic validates it straight into the dicts core.predict
-# takes, a third faster than building and dumping a model per record.
-Record = TypedDict(
+# A TypedDict, not a BaseModel: pydantic validates it straight into the dicts core.champion
+# takes, a third faster than building and dumping a model per record. Its fields come from
+# RECORD_FIELDS, which a type checker cannot read: hence the two ignores.
+Record = TypedDict(  # type: ignore[misc]
     "Record", {spec.name: _field(spec) for spec in RECORD_FIELDS.values()}, total=False
 )
-Record.__doc__ = "One building. Every field is optional; snake_case or official ADEME names."
-Record.__pydantic_config__ = ConfigDict(
-    extra="ignore", str_strip_whitespace=True, json_schema_extra={"examples": [RECORD_EXAMPLE]}
+Record.__doc__ = (
+    "One building. Every field is optional; snake_case or official ADEME names. Other keys "
+    "are not used: the prediction warns about them."
+)
+Record.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
+    extra="allow", str_strip_whitespace=True, json_schema_extra={"examples": [RECORD_EXAMPLE]}
 )
 
 
@@ -70,6 +79,11 @@ class Prediction(BaseModel):
     error: str | None = Field(
         default=None, description="why the record was not predicted (field and reason)"
     )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what was predicted anyway: a category the model never saw, a key that is "
+        "no record field (with the closest field names)",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -82,12 +96,17 @@ class PredictResponse(BaseModel):
                 {
                     "model_version": "3",
                     "predictions": [
-                        {"label": "C", "probabilities": PROBABILITIES_EXAMPLE, "error": None},
+                        {
+                            "label": "C",
+                            "probabilities": PROBABILITIES_EXAMPLE,
+                            "error": None,
+                            "warnings": [],
+                        },
                         {
                             "label": None,
                             "probabilities": None,
-                            "error": "Secteur_activité='M : Magasins de vente' is not a "
-                            "category the model knows (see its input_schema)",
+                            "error": "Surface_utile=-3 must be > 0",
+                            "warnings": [],
                         },
                     ],
                 }
@@ -117,8 +136,18 @@ class Reload(BaseModel):
     detail: str | None = None
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, then keys and indexes")
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
+    """Every error answer: `detail` says what is wrong; `errors`, on a 422 for a request
+    that does not fit the schema, each field's problem."""
+
     detail: str
+    errors: list[FieldError] | None = None
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "what went wrong"}]})
 

@@ -2,24 +2,21 @@
 
 `refresh()` re-reads the manifest and, when a new champion was promoted, loads it and swaps
 the reference in one assignment: a request holds the champion it started with until it ends,
-so a swap never changes a model under a request. While the store cannot be read, the
+so a swap never changes a model under a request. While the store cannot be read, or the
+published files no longer match the manifest (re-hashed every `verify_interval_s`), the
 champion already loaded keeps serving and the state says why (`/health`: degraded).
 """
 
 import asyncio
 import logging
 import threading
+import time
+from collections.abc import Iterable
 
+from core import champion_store
+from core.champion import Champion, PredictionSink, load_champion, serving_champions
 from core.config import Settings
 from core.errors import DpeError
-from core.predict import (
-    Champion,
-    PredictionSink,
-    load_champion,
-    manifest_key,
-    read_manifest,
-    serving_champions,
-)
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -30,34 +27,42 @@ class ServingState:
         self.settings = settings
         self.sink = sink
         self.champion: Champion | None = None
+        self.load_seconds: float | None = None  # how long the served champion took to load
         self.problem: str | None = "loading the champion model"
         self._store: Store | None = None
         self._lock = threading.Lock()  # the watcher and /admin/reload never load at once
+        self._verified_at = time.monotonic()  # a champion is verified when it is loaded
 
     def refresh(self) -> bool:
         """Load the store's champion if it is not the one served; True when it swapped."""
         with self._lock:
             try:
-                self._store = self._store or Store(self.settings)
-                manifest = read_manifest(self._store)
+                store = self._store = self._store or Store(self.settings)
+                manifest = champion_store.read_manifest(store)
                 current = self.champion
                 if (
                     current is not None
                     and not current.light  # served unchecked: load it checked
-                    and manifest_key(manifest) == manifest_key(current.manifest)
+                    and champion_store.manifest_key(manifest)
+                    == champion_store.manifest_key(current.manifest)
                 ):
+                    self._verify(store, manifest)
                     self.problem = None
                     return False
+                loading = time.monotonic()
                 # With nothing served yet, serve at once (a forest without sklearn, else plain
                 # sklearn), then with the engines checked: a cold start answers ~1 s sooner.
+                champions: Iterable[Champion]
                 if current is None:
-                    champions = serving_champions(manifest, self._store, self.sink)
+                    champions = serving_champions(manifest, store, self.sink)
                 else:
                     champions = [
-                        load_champion(self.settings, manifest, store=self._store, sink=self.sink)
+                        load_champion(self.settings, manifest, store=store, sink=self.sink)
                     ]
                 for champion in champions:
                     self.champion, self.problem = champion, None
+                    self._verified_at = time.monotonic()
+                    self.load_seconds = self._verified_at - loading
                     log.info(
                         "serving champion %s (engines %s)", champion.model_version, champion.engines
                     )
@@ -67,6 +72,14 @@ class ServingState:
                 log.exception("loading the champion failed")
                 return self._failed(f"could not load the champion: {error}")
             return True
+
+    def _verify(self, store: Store, manifest: champion_store.Manifest) -> None:
+        """Hash the published files again, at most every `verify_interval_s`: a file changed
+        or removed in the store under a served champion raises DpeError (degraded)."""
+        if time.monotonic() - self._verified_at < self.settings.verify_interval_s:
+            return
+        champion_store.verify(store, manifest)
+        self._verified_at = time.monotonic()
 
     def _failed(self, problem: str) -> bool:
         if problem != self.problem:  # logged once per problem, not every interval

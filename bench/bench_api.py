@@ -33,13 +33,14 @@ from sklearn.pipeline import Pipeline
 
 from bench.results import RESULTS, write_section
 from core.config import Settings
+from core.csv_source import read_csv
 from core.features import RecordEncoder
-from core.ingest import clean, read_csv
 from core.models import label_index_from_proba
 from core.schema import LABELS, RECORD_FIELDS
-from core.synth import generate_records, write_csv
-from tests.champion import input_example, labelled, publish_champion
-from tests.servers import free_port
+from core.validation import clean
+from tests.support.champion import input_example, labelled, publish_champion
+from tests.support.servers import free_port
+from tooling.synth import generate_records, write_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 CONCURRENCY = 8

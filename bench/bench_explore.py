@@ -1,13 +1,13 @@
 """Explore benchmark: every query of the Explore page on N generated records (default 1M).
 
-Generates N records with `core.synth`, ingests them with `core.ingest` into a fresh
+Generates N records with `tooling.synth`, ingests them with `core.ingest` into a fresh
 DPE_HOME (or reuses one with `--home` when it already holds data), builds the page's
 in-memory snapshot once (what the first view of a new dataset version pays), then times
 each query of `core.explore.PAGE_QUERIES` `--repeat` times for a few filter sets, as the
 page runs them. Targets: median per query <= 50 ms, the page's queries together <= 300 ms.
 Writes the "## Explore" section of docs/benchmarks.md (other sections untouched).
 
-    .venv/bin/python bench/bench_explore.py [--rows N] [--seed S] [--repeat R] [--home DIR]
+    .venv/bin/python -m bench.bench_explore [--rows N] [--seed S] [--repeat R] [--home DIR]
 """
 
 import argparse
@@ -20,14 +20,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script: make `core` importable
-
-from bench.results import write_section  # noqa: E402
-from core import explore, warehouse  # noqa: E402
-from core.config import Settings  # noqa: E402
-from core.ingest import ingest  # noqa: E402
-from core.synth import write_csv  # noqa: E402
+from bench.results import write_section
+from core import explore, explore_snapshot, warehouse
+from core.config import Settings
+from core.ingest import ingest
+from tooling.synth import write_csv
 
 SECTION = "## Explore"
 QUERY_TARGET_MS = 50.0
@@ -43,7 +40,7 @@ def prepare(home: Path, rows: int, seed: int) -> dict:
     csv_path = write_csv(home / "generated.csv", rows, seed)
     generated = time.perf_counter() - started
     started = time.perf_counter()
-    result = ingest(settings, source=csv_path, progress=False)
+    result = ingest(settings, source=csv_path)
     ingested = time.perf_counter() - started
     csv_path.unlink()
     return {
@@ -74,7 +71,7 @@ def scenarios(options: dict) -> dict[str, explore.Filters]:
     }
 
 
-def time_queries(snap: explore.Snapshot, filters: explore.Filters, repeat: int) -> dict:
+def time_queries(snap: explore_snapshot.Snapshot, filters: explore.Filters, repeat: int) -> dict:
     """Median wall time (ms) of each page query, each run `repeat` times."""
     timings = {}
     for name, query in explore.PAGE_QUERIES.items():
@@ -96,12 +93,12 @@ def report(args, prepared: dict, snap, options_ms: float, results: dict) -> tupl
     lines = [
         SECTION,
         "",
-        f"`.venv/bin/python bench/bench_explore.py --rows {args.rows} --seed {args.seed} "
+        f"`.venv/bin/python -m bench.bench_explore --rows {args.rows} --seed {args.seed} "
         f"--repeat {args.repeat}` — {datetime.now(UTC).strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} when it ended.",
         "",
-        f"{snap.rows:,} generated records (`core.synth`) ingested by `core.ingest`"
+        f"{snap.rows:,} generated records (`tooling.synth`) ingested by `core.ingest`"
         + (
             f" ({prepared['generate_s']:.0f} s to generate, {prepared['ingest_s']:.0f} s to "
             "ingest)."
@@ -159,7 +156,7 @@ def main() -> int:
         home.mkdir(parents=True, exist_ok=True)
         prepared = prepare(home, args.rows, args.seed)
         settings = prepared["settings"]
-        snap = explore.snapshot(settings)
+        snap = explore_snapshot.snapshot(settings)
         started = time.perf_counter()
         options = explore.options(snap)
         options_ms = (time.perf_counter() - started) * 1000

@@ -22,11 +22,13 @@ import numpy as np
 
 from bench.bench_api import records_of, train_champion, training_data
 from bench.results import RESULTS, write_section
+from core.champion import load_champion
 from core.config import Settings
-from core.monitoring import PredictionLogger, read_predictions
-from core.predict import load_champion
-from tests.champion import publish_champion
-from tests.servers import free_port, running
+from core.prediction_log import PredictionLogger
+from core.prediction_store import read_predictions
+from core.storage import Store
+from tests.support.champion import publish_champion
+from tests.support.servers import free_port, running
 
 HEADING = "## Monitoring"
 WARMUP = 50
@@ -70,13 +72,13 @@ def logging_overhead(
 
 def in_process_overhead(settings: Settings, records: list[dict], requests: int, rounds: int):
     """The same comparison without HTTP: `Champion.predict` of one record without a sink,
-    with a sink that does nothing (what core.predict's hand-off to its sink thread costs) and
+    with a sink that does nothing (what core.champion's hand-off to its sink thread costs) and
     with the logger, in alternating rounds, 1 ms apart (a client's pace, so the sink and
     writer threads run between calls as they do in the API)."""
     logger = PredictionLogger(settings)
     champions = {
         "off": load_champion(settings),
-        "no-op sink": load_champion(settings, sink=lambda *entry: None),
+        "no-op sink": load_champion(settings, sink=lambda *entry, **who: None),
         "on": load_champion(settings, sink=logger.log),
     }
     per_round = max(1, requests // rounds)
@@ -118,7 +120,7 @@ negative figure means the logging API answered faster: on a shared machine the H
 move by more than the logger costs, and the in-process ones below isolate it).
 Without HTTP, `Champion.predict` of one record in-process, p50 (same alternating rounds):
 {inside["off"]:.3f} ms without a sink, {inside["no-op sink"]:.3f} ms with a sink that does
-nothing ({_pct(inside["no-op sink"], inside["off"])}: `core.predict` handing each prediction
+nothing ({_pct(inside["no-op sink"], inside["off"])}: `core.champion` handing each prediction
 to its sink thread), {inside["on"]:.3f} ms with the logger ({_pct(inside["on"], inside["off"])}).
 The logging API wrote {context["logged"]:,} predictions in {context["parts"]} Parquet part
 files (`DPE_LOG_FLUSH_ROWS` {context["flush_rows"]:,}, `DPE_LOG_FLUSH_S` {context["flush_s"]:g}).
@@ -150,7 +152,7 @@ def main() -> None:
                 servers.enter_context(running(command, f"{urls[name]}/health", log_path, env, 120))
             result = logging_overhead(urls["on"], urls["off"], records, args.requests, args.rounds)
         logged = len(read_predictions(settings))
-        parts = len(list((settings.home / "predictions").glob("date=*/part-*.parquet")))
+        parts = sum(p.endswith(".parquet") for p in Store(settings).list("predictions"))
         inside = in_process_overhead(settings, records, args.requests, args.rounds)
     context = {
         "when": time.strftime("%Y-%m-%d %H:%M"),

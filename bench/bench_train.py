@@ -10,7 +10,7 @@ with-consumption runs, how often a model gets a *better* label as only the consu
 Writes the "## Training" section of docs/benchmarks.md. Target: each default search
 < 60 s on a 2-core machine.
 
-    .venv/bin/python bench/bench_train.py [--source CSV]
+    .venv/bin/python -m bench.bench_train [--source CSV]
 """
 
 import argparse
@@ -21,22 +21,22 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script: make `core` importable
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from bench.results import write_section  # noqa: E402
-from core import registry  # noqa: E402
-from core.config import Settings  # noqa: E402
-from core.evaluate import CONSUMPTIONS  # noqa: E402
-from core.ingest import ingest  # noqa: E402
-from core.train import train  # noqa: E402
+from bench.results import write_section
+from core import registry
+from core.config import Settings
+from core.evaluate import CONSUMPTIONS
+from core.ingest import ingest
+from core.train import train
+from tests.support.cli import ROOT
 
 SECTION = "## Training"
 SAMPLE = ROOT.parent / "shared" / "data" / "dpe_tertiaire_sample.csv"
 TARGET_S = 60.0
 RUNS = [
     ("with-consumption", "rules"),
+    ("with-consumption", "sector-scale"),
     ("with-consumption", "logreg"),
     ("with-consumption", "rf"),
     ("with-consumption", "hgb"),
@@ -80,15 +80,16 @@ def report(source: Path, version: str, results: list[dict], load: tuple) -> str:
     lines = [
         SECTION,
         "",
-        f"`.venv/bin/python bench/bench_train.py` — {datetime.now(UTC):%Y-%m-%d}, "
+        f"`.venv/bin/python -m bench.bench_train` — {datetime.now(UTC):%Y-%m-%d}, "
         f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}; load average before/after "
         f"{load[0]:.1f}/{load[1]:.1f} (above 2, other work shared the 2 cores: wall times "
         "are then upper bounds; CPU time is this training's own work).",
         "",
         f"`{source.name}` ingested into a fresh `DPE_HOME` (dataset `{version}`), then "
         "`core.train.train(settings, F, M)` with the defaults (as `python -m core train`): "
-        "grid search, 5 stratified folds on the training part (macro-F1) run by 2 worker "
-        "processes, 20 % stratified test split, seed 42. Times cover the search, the refit, "
+        "grid search, 5 time-ordered folds on the training part (macro-F1) run by 2 worker "
+        "processes, time split (the newest 20 % of the records test), seed 42. "
+        "Times cover the search, the refit, "
         "the evaluation and the MLflow logging; CPU counts this process and its CV workers. "
         "Baseline: the rule model on the same split with the consumption, the majority "
         "label without. Monotonicity violations: the fraction of the test buildings for which "
@@ -135,7 +136,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         tracking = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
         settings = Settings(_env_file=None, home=Path(tmp) / "home", mlflow_tracking_uri=tracking)
-        version = ingest(settings, source=args.source, progress=False)["dataset_version"]
+        version = ingest(settings, source=args.source)["dataset_version"]
         registry.experiment_id(settings, registry.connect(settings))  # not timed: DB set-up
         load_before = os.getloadavg()[0]
         results = []

@@ -1,72 +1,8 @@
-"""The command line: `python -m core COMMAND [options] [--json]`.
+"""`python -m core COMMAND`: the command line lives in core.cli."""
 
-Each pipeline module registers its own commands through `add_cli(subparsers)`;
-a command's handler takes (args, settings) and returns a dict, printed as one JSON
-object with `--json` (progress and logs go to stderr) or as readable lines without.
-"""
-
-import argparse
-import contextlib
-import importlib
-import json
-import logging
 import sys
 
-from core.config import get_settings
-from core.errors import DpeError
-
-# command -> the module that registers it. Only the module of the command being run is
-# imported, so a quick command doesn't pay for MLflow's or scikit-learn's import time.
-COMMANDS = {
-    "ingest": "core.ingest",
-    "describe": "core.warehouse",
-    "status": "core.warehouse",
-    "versions": "core.warehouse",
-    "generate": "core.synth",
-    "train": "core.train",
-    "runs": "core.registry",
-    "promote": "core.registry",
-    "predict": "core.predict",
-    "drift": "core.monitoring",
-}
-
-
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser for `command`, or for every command when it is unknown (e.g. --help)."""
-    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
-    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    modules = [COMMANDS[command]] if command in COMMANDS else sorted(set(COMMANDS.values()))
-    for module_name in modules:
-        importlib.import_module(module_name).add_cli(subparsers)
-    for command_parser in subparsers.choices.values():
-        command_parser.add_argument("--json", action="store_true", help="print one JSON object")
-    return parser
-
-
-def print_human(result: dict) -> None:
-    for key, value in result.items():
-        if isinstance(value, dict | list):
-            value = json.dumps(value, ensure_ascii=False, indent=2, default=str)
-        print(f"{key}: {value}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = build_parser(argv[0] if argv else None).parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
-    try:
-        # Libraries print to stdout (MLflow's "View run" links): keep stdout for the result.
-        with contextlib.redirect_stdout(sys.stderr):
-            result = args.run(args, get_settings())
-    except DpeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps(result, ensure_ascii=False, default=str))
-    else:
-        print_human(result)
-    return 0
-
+from core.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DPE_", env_file=".env", extra="ignore")
 
     env: Literal["development", "production"] = "development"
+    # How the workbench knows its user in production: Streamlit's OIDC login (`[auth]` in
+    # .streamlit/secrets.toml) or an authenticating reverse proxy (oauth2-proxy) in front.
+    workbench_login: Literal["oidc", "proxy"] = "oidc"
     home: Path = Path("var")
 
     # Data
@@ -54,7 +57,16 @@ class Settings(BaseSettings):
     api_token: str = DEFAULT_API_TOKEN
     max_batch_rows: int = 10_000
     max_upload_mb: int = 200
+    # Uploads (chunked, or bodies over 1 MiB) handled at once; more get 503 + Retry-After.
+    max_concurrent_uploads: int = Field(default=2, ge=1)
+    # When set, /predict and /predict/csv require it as a bearer token.
+    predict_token: str = ""
+    # Wrong admin tokens a client may send per minute; past that, 429 until the minute ends.
+    admin_failures_per_minute: int = Field(default=5, ge=1)
     reload_interval_s: float = 5.0
+    # How often the served champion's files are hashed again against the manifest.
+    verify_interval_s: float = 60.0
+    metrics: bool = True  # the API's Prometheus /metrics (DPE_METRICS=false: off)
 
     # Monitoring
     drift_psi_threshold: float = 0.2
@@ -63,6 +75,24 @@ class Settings(BaseSettings):
     log_predictions: bool = True
     log_flush_rows: int = 1_000
     log_flush_s: float = 5.0
+    log_retention_days: int = 90  # prediction log days kept (DPE_LOG_RETENTION_DAYS)
+
+    # Lifecycle pipeline (core.pipeline): what a pass trains, and the gates it applies
+    pipeline_source: str | None = None  # default: DPE_SOURCE
+    pipeline_features: str = "with-consumption"
+    pipeline_model: str | None = None  # default: the feature set's best family
+    pipeline_search: Literal["none", "grid", "random"] = "none"
+    pipeline_window_share: float = Field(default=0.2, gt=0, lt=1)  # newest labelled records
+    pipeline_experiment: str = "dpe-lifecycle"  # MLflow experiment of the pass decisions
+    airflow_port: int = 8080
+    airflow_ui_url: str | None = None
+    gate_metric: Literal["macro_f1", "accuracy", "balanced_accuracy"] = "macro_f1"
+    gate_margin: float = Field(default=0.005, ge=0)  # a challenger must beat the champion by this
+    # Data gate on an increment: over any of these shares, the pass refuses the data.
+    gate_max_rejected_share: float = Field(default=0.2, ge=0, le=1)
+    gate_max_unlabelled_share: float = Field(default=0.6, ge=0, le=1)
+    gate_max_placeholder_share: float = Field(default=0.95, ge=0, le=1)
+    gate_max_new_category_share: float = Field(default=0.1, ge=0, le=1)
 
     @property
     def duckdb_path(self) -> Path:
@@ -88,6 +118,10 @@ class Settings(BaseSettings):
     @property
     def public_mlflow_url(self) -> str:
         return self.mlflow_ui_url or self.tracking_uri
+
+    @property
+    def public_airflow_url(self) -> str:
+        return self.airflow_ui_url or f"http://{self.host}:{self.airflow_port}"
 
 
 @lru_cache

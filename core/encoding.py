@@ -3,7 +3,7 @@
 `FieldEncoding` holds what `core.features.RecordEncoder` (the sklearn transformer at the
 head of every pipeline) learns and how it encodes; it imports neither sklearn nor pandas,
 so that the API can encode records the moment it starts, before those ~1.2 s of imports
-(see `core.predict.serving_champions`).
+(see `core.champion.serving_champions`).
 """
 
 from collections.abc import Mapping
@@ -35,7 +35,7 @@ class FieldEncoding:
     feature_set: str
     categories_: dict[str, list[str]]
     medians_: dict[str, float]
-    _index: dict[str, dict[str, int]]
+    _index: dict[str, dict[str | None, int]]  # category -> its column
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -74,15 +74,16 @@ class FieldEncoding:
         width = len(self._index[name])
         # Each value's column: its category's; `width` (missing) for None; -1 if not kept.
         column_of = {**self._index[name], None: width}
+        texts = values
         if not all(value is None or type(value) is str for value in values):
-            values = [v if v is None else str(v) for v in values]
-        columns = np.array([column_of.get(value, -1) for value in values], dtype=np.intp)
+            texts = np.array([v if v is None else str(v) for v in values], dtype=object)
+        columns = np.array([column_of.get(value, -1) for value in texts], dtype=np.intp)
         encoded = np.zeros((len(columns), width + 1))
         rows = np.flatnonzero(columns >= 0)
         encoded[rows, columns[rows]] = 1.0
         return encoded
 
-    def _rule_features(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+    def _rule_features(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         conso = as_float(columns["conso_kwhep_m2_an"])
         labels = [scales.label_index(conso, family) for family in scales.FAMILIES]
         sector_family = [scales.family_for_sector(s) for s in columns["secteur_activite"]]

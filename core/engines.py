@@ -14,9 +14,9 @@ one row at a time on one core. So:
 - HistGradientBoosting runs small batches in treelite's GTIL, one native call for all trees;
   sklearn's own code is faster for big ones.
 
-`core.predict.Champion.compile` checks every engine against sklearn before using it (a
+`core.champion.Champion.compile` checks every engine against sklearn before using it (a
 server's quick start serves the forest engine for its first second unchecked: see
-`core.predict`). This module imports numba (~0.2 s): `core.predict` imports it when it
+`core.champion`). This module imports numba (~0.2 s): `core.champion` imports it when it
 builds an engine.
 """
 

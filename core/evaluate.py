@@ -16,6 +16,7 @@ from sklearn.metrics import (
     ConfusionMatrixDisplay,
     accuracy_score,
     balanced_accuracy_score,
+    confusion_matrix,
     f1_score,
     log_loss,
     precision_recall_fscore_support,
@@ -124,6 +125,13 @@ def baseline_metrics(feature_set: str, X_train, y_train, X_test, y_test) -> dict
     return {f"baseline_{name}_{metric}": found[metric] for metric in HEADLINE}
 
 
+def beats_baseline(metrics: dict[str, float], feature_set: str) -> float:
+    """1.0 when the model's macro-F1 is above its baseline's on the same split, else 0.0
+    (a float: MLflow logs metrics as numbers)."""
+    baseline = FEATURE_SETS[feature_set].baseline
+    return float(metrics["macro_f1"] > metrics[f"baseline_{baseline}_macro_f1"])
+
+
 def field_importance(model, X: pd.DataFrame, y, fields, seed: int) -> pd.Series:
     """Macro-F1 lost when each record field is shuffled on the test split, largest first.
 
@@ -134,6 +142,14 @@ def field_importance(model, X: pd.DataFrame, y, fields, seed: int) -> pd.Series:
         model, X[list(fields)], y, scoring="f1_macro", n_repeats=3, random_state=seed, n_jobs=1
     )
     return pd.Series(found.importances_mean, index=list(fields)).sort_values(ascending=False)
+
+
+def confusion_data(y_true, y_pred, classes) -> dict:
+    """The confusion matrix as JSON-able data, for the workbench's interactive chart:
+    `counts[i][j]` test records of true label `labels[i]` predicted `labels[j]`."""
+    labels = [str(label) for label in classes]
+    counts = confusion_matrix(y_true, y_pred, labels=list(classes))
+    return {"labels": labels, "counts": counts.tolist()}
 
 
 def confusion_figure(y_true, y_pred, classes) -> Figure:

@@ -13,6 +13,7 @@ API's latency budget needs.
 """
 
 from collections.abc import Mapping, Sequence
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 from core import scales
 from core.encoding import PLACEHOLDERS, FieldEncoding, as_float
 
-Records = pd.DataFrame | Sequence[Mapping] | Mapping
+Records: TypeAlias = pd.DataFrame | Sequence[Mapping] | Mapping
 
 
 def columns_of(records: Records, fields: Sequence[str]) -> dict[str, np.ndarray]:

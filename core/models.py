@@ -2,8 +2,12 @@
 
 Every model is `Pipeline([("encode", head), ("classify", estimator)])`, so the app, the
 API and the CLI send it the same record fields (a DataFrame or a list of dicts). Only the
-head differs: `RecordEncoder` for the learned families, `RecordFrame` for the rule model,
-which reads two named fields rather than a numeric matrix.
+head differs: `RecordEncoder` for the learned families, `RecordFrame` for the rule-based
+ones (`rules`, `sector-scale`), which read two named fields rather than a numeric matrix.
+
+`sector-scale` (with the consumption only) is the official scales with each sector's
+scale learned from the labels (`core.rules.SectorScaleClassifier`): the default family,
+the best on later records (README, "Models").
 
 `scale` (with the consumption only) is the regulation with a learned part: a forest predicts
 from the building fields which official scale applies, and the scales do the rest
@@ -29,28 +33,34 @@ from core.encoding import PLACEHOLDERS
 from core.errors import DpeError
 from core.feature_sets import CONSUMPTION_FIELDS, FEATURE_SETS
 from core.features import RecordEncoder, Records, columns_of
-from core.rules import RuleClassifier
+from core.rules import RuleClassifier, SectorScaleClassifier
 from core.scales import LABELS
 
-FAMILIES = ("rules", "logreg", "rf", "hgb", "scale")
+FAMILIES = ("rules", "sector-scale", "logreg", "rf", "hgb", "scale")
 # Families that read the consumption: they only train on a feature set that has it.
-NEEDS_CONSUMPTION = {"scale"}
+NEEDS_CONSUMPTION = {"scale", "sector-scale"}
+# The family to train when none is named: the best on later records and in the back-test
+# on the ADEME sample (README, "Models").
+DEFAULT_MODELS = {"with-consumption": "sector-scale", "building-only": "hgb"}
 SEARCHES = ("none", "grid", "random")
 RANDOM_CANDIDATES = 6  # candidates a random search draws
 RULE_FIELDS = ("secteur_activite", "conso_kwhep_m2_an")
+HGB_ITERATIONS = 100  # boosting rounds (7 trees each), learning rate 0.05
 
 # Small grids: the default search on the 2,200-record sample trains in < 60 s on 2 cores.
-GRIDS = {
+GRIDS: dict[str, dict] = {
     "rules": {},
+    "sector-scale": {},
     "logreg": {"classify__logreg__C": [0.1, 1.0, 10.0]},
     "rf": {"classify__min_samples_leaf": [1, 3], "classify__max_features": ["sqrt", 0.5]},
-    # Two candidates: a boosted fit costs ~2x a forest's here (7 classes, one tree each).
+    # Two candidates: a boosted fit costs ~2x a forest's here (7 classes, 100 rounds).
     "hgb": {"classify__max_leaf_nodes": [15, 31]},
     # The which-scale forest: 100 trees scored as well as 300 in CV, at a third of the time.
     "scale": {"classify__min_samples_leaf": [2, 3, 5]},
 }
-DISTRIBUTIONS = {
+DISTRIBUTIONS: dict[str, dict] = {
     "rules": {},
+    "sector-scale": {},
     "logreg": {"classify__logreg__C": loguniform(1e-2, 1e2)},
     "rf": {
         "classify__min_samples_leaf": randint(1, 6),
@@ -82,6 +92,11 @@ class RecordFrame(TransformerMixin, BaseEstimator):
 
     def fit(self, X: Records, y=None):
         self.fields_ = tuple(f for f in RULE_FIELDS if f in FEATURE_SETS[self.feature_set].fields)
+        # The sectors seen in training (as `RecordEncoder.known_values_`): serving warns on others.
+        sectors = columns_of(X, ["secteur_activite"])["secteur_activite"]
+        self.known_values_ = {
+            "secteur_activite": sorted({str(value) for value in sectors if value is not None})
+        }
         return self
 
     def transform(self, X: Records) -> pd.DataFrame:
@@ -108,7 +123,8 @@ def encoded_scale_layout(n_columns: int) -> tuple[np.ndarray, np.ndarray]:
     columns are all but the consumption fields' and the scale labels: what a manager knows.
     """
     encoder = RecordEncoder("with-consumption")
-    building, start = [], 0
+    building: list[int] = []
+    start = 0
     for name in encoder.number_fields:
         width = 2 + (name in PLACEHOLDERS)
         if name not in CONSUMPTION_FIELDS:
@@ -241,12 +257,12 @@ class ScaleClassifier(ClassifierMixin, BaseEstimator):
         no consumption."""
         check_is_fitted(self, "prior_")
         features, scale_labels = self._split(X)
-        weights = np.zeros(scale_labels.shape)
+        weights: np.ndarray = np.zeros(scale_labels.shape)
         if self.family_model_ is not None and len(features):
             weights[:, self.family_model_.classes_] = _forest_proba(self.family_model_, features)
         else:  # no training row agreed with any scale: every scale alike
             weights[:] = 1.0 / len(SCALE_FAMILIES)
-        return weights, scale_labels, (scale_labels < 0).any(axis=1)
+        return weights, scale_labels, np.asarray((scale_labels < 0).any(axis=1))
 
     def predict_proba(self, X) -> np.ndarray:
         weights, scale_labels, missing = self._families(X)
@@ -281,6 +297,8 @@ def _classifier(family: str, seed: int):
     # class_weight="balanced": labels run from ~27 % (A) down to ~5 % (F) of the rows.
     if family == "rules":
         return RuleClassifier()
+    if family == "sector-scale":
+        return SectorScaleClassifier()
     if family == "logreg":
         logreg = LogisticRegression(class_weight="balanced", max_iter=2000)
         return Pipeline([("scale", StandardScaler()), ("logreg", logreg)])
@@ -291,9 +309,15 @@ def _classifier(family: str, seed: int):
     if family == "scale":
         return ScaleClassifier(random_state=seed)
     if family == "hgb":
-        # Early stopping keeps a fit to a few dozen iterations on the sample (7 trees each).
+        # A fixed number of slower steps rather than early stopping: early stopping scores
+        # on a random 10 % of the training rows, which made a fit's macro-F1 on later
+        # records swing by +-0.03 with the seed (README, "Model quality on later records").
         return HistGradientBoostingClassifier(
-            class_weight="balanced", max_iter=200, early_stopping=True, random_state=seed
+            class_weight="balanced",
+            max_iter=HGB_ITERATIONS,
+            learning_rate=0.05,
+            early_stopping=False,
+            random_state=seed,
         )
     raise ValueError(f"unknown model family {family!r}")
 
@@ -310,7 +334,8 @@ def check_family(family: str, feature_set: str) -> None:
 def build_pipeline(family: str, feature_set: str, seed: int = 42) -> Pipeline:
     """An unfitted model of `family` on the fields of `feature_set`."""
     check_family(family, feature_set)
-    head = RecordFrame(feature_set) if family == "rules" else RecordEncoder(feature_set)
+    rule_based = family in ("rules", "sector-scale")
+    head = RecordFrame(feature_set) if rule_based else RecordEncoder(feature_set)
     return Pipeline([("encode", head), ("classify", _classifier(family, seed))])
 
 

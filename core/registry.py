@@ -1,24 +1,17 @@
 """Runs, comparison, and promotion of a champion to the model store.
 
 `promote(settings, run_id)` registers a run's model as `Settings.registered_model_name`,
-exports its MLflow model directory to the store, then sets the registry alias `champion`.
-The store layout is the contract `core.predict` and the API read:
-
-    models/dpe/champion/v<N>/...        the files of the MLflow model (MLmodel, model.pkl...)
-    models/dpe/champion/manifest.json   written LAST: the atomic switch to version N
-
-A reader reads the manifest first, then the files it lists (with their sha256), so during a
-promotion it sees either the previous champion or the new one, complete.
+sets the registry alias `champion` (the champion's truth), then exports its MLflow model
+directory to the store through `core.champion_store.publish` (files first, manifest last).
 """
 
-import hashlib
-import json
 import logging
 import pickle
 import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlparse
 
 import httpx
@@ -27,12 +20,12 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from core.champion_store import MANIFEST_PATH, Manifest, input_schema, publish
 from core.config import Settings
 from core.errors import DpeError
 from core.evaluate import HEADLINE
 from core.feature_sets import FEATURE_SETS
-from core.predict import CHAMPION_DIR, MANIFEST_PATH
-from core.schema import LABELS, RECORD_FIELDS
+from core.schema import LABELS
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -71,7 +64,7 @@ def connect(settings: Settings) -> MlflowClient:
             httpx.get(f"{uri.rstrip('/')}/health", timeout=settings.http_timeout_s)
         except httpx.HTTPError as error:
             raise DpeError(
-                f"MLflow server {uri} unreachable ({_one_line(error)}): start it (make run) "
+                f"MLflow server {uri} unreachable ({_one_line(str(error))}): start it (make run) "
                 "or set MLFLOW_TRACKING_URI"
             ) from error
     mlflow.set_tracking_uri(uri)
@@ -114,7 +107,10 @@ def experiment_id(settings: Settings, client: MlflowClient) -> str:
         if error.error_code != "RESOURCE_ALREADY_EXISTS":
             raise
         # Another training (CLI, workbench) created it in the meantime.
-        return client.get_experiment_by_name(settings.experiment_name).experiment_id
+        existing = client.get_experiment_by_name(settings.experiment_name)
+        if existing is None:
+            raise
+        return existing.experiment_id
 
 
 # --- Runs ------------------------------------------------------------------------------------
@@ -140,7 +136,8 @@ def list_runs(
             order_by=["metrics.macro_f1 DESC", "attributes.start_time DESC"],
             max_results=1000,
         )
-    return pd.DataFrame([_run_row(run) for run in runs], columns=list(RUN_COLUMNS))
+    trained = [run for run in runs if run.data.tags.get("kind") != "backtest"]  # no model
+    return pd.DataFrame([_run_row(run) for run in trained], columns=list(RUN_COLUMNS))
 
 
 def _run_row(run) -> dict:
@@ -228,9 +225,22 @@ def _iso(millis: int | None) -> str | None:
 # --- Promotion -----------------------------------------------------------------------------
 
 
-def promote(settings: Settings, run_id: str) -> dict:
-    """Register the run's model, export it to the store (manifest last), alias it `champion`.
+class Promotion(TypedDict):
+    """What `promote` returns (the CLI's JSON)."""
 
+    model_version: str
+    run_id: str
+    uri: str
+    alias: str
+    manifest: str
+
+
+def promote(settings: Settings, run_id: str) -> Promotion:
+    """Register the run's model, alias it `champion`, export it to the store (manifest last).
+
+    The alias is the champion's truth (`core.sync` makes the manifest follow it): it moves
+    first, once the model is downloaded, and moves back when the store cannot take the
+    export, so a promotion that fails half-way leaves alias and manifest agreeing.
     Promoting a run already registered reuses its version: promoting an older champion
     again switches the manifest back to it.
     """
@@ -240,28 +250,68 @@ def promote(settings: Settings, run_id: str) -> dict:
     store.exists(MANIFEST_PATH)  # an unreachable store fails here, before the registry changes
     with mlflow_errors(settings):
         run = _get_run(settings, client, run_id)
-        model_id = _model_id(run)
-        version = _registered_version(client, name, run_id, model_id)
+        version = _registered_version(client, name, run_id, _model_id(run))
         log.info("promote: run %s is %s version %s", run_id, name, version)
+        previous = champion_version(client, name)
         with tempfile.TemporaryDirectory() as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=tmp
-            )
-            manifest = _export(settings, store, run, version, Path(local))
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-    return {
-        "model_version": version,
-        "run_id": run_id,
-        "uri": manifest["model_uri"],
-        "alias": f"models:/{name}@{CHAMPION_ALIAS}",
-        "manifest": store.uri(MANIFEST_PATH),
-    }
+            local = _download_model(name, version, tmp)
+            client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+            try:
+                _export(settings, store, run, version, local)
+            except Exception:
+                _restore_alias(client, name, previous)
+                raise
+    return Promotion(
+        model_version=version,
+        run_id=run_id,
+        uri=f"models:/{name}/{version}",
+        alias=f"models:/{name}@{CHAMPION_ALIAS}",
+        manifest=store.uri(MANIFEST_PATH),
+    )
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """The registry version the alias `champion` points at; None when there is none."""
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+    except MlflowException as error:
+        # No such registered model, or a model without the alias.
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _restore_alias(client: MlflowClient, name: str, previous: str | None) -> None:
+    """Put the alias back where it was (the export failed); the export's error follows."""
+    log.warning("promote: the store did not take the export, champion alias back to %s", previous)
+    if previous is None:
+        client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+    else:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, previous)
+
+
+def export_version(
+    settings: Settings, client: MlflowClient, store: Store, version: str
+) -> Manifest:
+    """Export registry version `version` to the store, manifest last (what `sync` publishes)."""
+    name = settings.registered_model_name
+    with mlflow_errors(settings):
+        run_id = client.get_model_version(name, version).run_id
+        if run_id is None:
+            raise DpeError(f"{name} version {version} comes from no run: it cannot be exported")
+        run = _get_run(settings, client, run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            return _export(settings, store, run, version, _download_model(name, version, tmp))
+
+
+def _download_model(name: str, version: str, tmp: str) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
 
 
 def _registered_version(client: MlflowClient, name: str, run_id: str, model_id: str) -> str:
     """The registry version of this run's model, registering it when it has none."""
     try:
-        existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+        existing = list(client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"))
     except MlflowException:
         existing = []  # the registered model itself does not exist yet
     if existing:
@@ -269,98 +319,32 @@ def _registered_version(client: MlflowClient, name: str, run_id: str, model_id: 
     return str(mlflow.register_model(f"models:/{model_id}", name).version)
 
 
-def _export(settings: Settings, store: Store, run, version: str, local: Path) -> dict:
-    """Write the model's files under v<version>/, then the manifest that switches to them."""
+def _export(settings: Settings, store: Store, run, version: str, local: Path) -> Manifest:
+    """Publish the model's files under v<version>/, then the manifest that switches to them."""
     model_dir = f"v{version}"
-    files = {}
-    for path in sorted(p for p in local.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        relative = f"{model_dir}/{path.relative_to(local).as_posix()}"
-        store.write_bytes(f"{CHAMPION_DIR}/{relative}", data)
-        files[relative] = hashlib.sha256(data).hexdigest()
+    files = {
+        f"{model_dir}/{path.relative_to(local).as_posix()}": path.read_bytes()
+        for path in sorted(p for p in local.rglob("*") if p.is_file())
+    }
     model_file = f"{model_dir}/model.pkl"
     if model_file not in files:
         raise DpeError(f"the model of run {run.info.run_id} has no model.pkl (not a pickle model)")
-    pipeline = pickle.loads((local / "model.pkl").read_bytes())
+    pipeline = pickle.loads(files[model_file])
     tags = run.data.tags
-    manifest = {
-        "registered_model": settings.registered_model_name,
-        "model_version": version,
-        "run_id": run.info.run_id,
-        "model_uri": f"models:/{settings.registered_model_name}/{version}",
-        "promoted_at": datetime.now(UTC).isoformat(),
-        "dataset_version": tags.get("dataset_version"),
-        "feature_set": tags.get("feature_set"),
-        "model_family": tags.get("model_family"),
-        "labels": [str(label) for label in pipeline.classes_],
-        "metrics": dict(run.data.metrics),
-        "input_schema": input_schema(pipeline),
-        "model_dir": model_dir,
-        "model_file": model_file,
-        "files": files,
-    }
-    store.write_bytes(MANIFEST_PATH, json.dumps(manifest, indent=2, ensure_ascii=False).encode())
-    return manifest
-
-
-def input_schema(pipeline) -> list[dict]:
-    """Every field of the model's feature set, all optional.
-
-    `categories`: for a field with ADEME's closed vocabulary, that vocabulary plus any other
-    value seen in training (what the model knows); None for an open one (département).
-    """
-    head = pipeline.named_steps["encode"]  # RecordEncoder, or RecordFrame for rules
-    known = getattr(head, "known_values_", {})
-    schema = []
-    for name in FEATURE_SETS[head.feature_set].fields:
-        spec = RECORD_FIELDS[name]
-        categories = None
-        if spec.kind == "category" and spec.categories:
-            categories = sorted(set(spec.categories) | set(known.get(name, ())))
-        schema.append(
-            {
-                "name": name,
-                "type": "string" if spec.kind == "category" else "number",
-                "required": False,
-                "categories": categories,
-                "min": spec.min,
-                "max": spec.max,
-                "unit": spec.unit,
-            }
-        )
-    return schema
-
-
-def current_champion(settings: Settings) -> dict | None:
-    """The champion's manifest as the store holds it; None when nothing was promoted."""
-    store = Store(settings)
-    try:
-        return json.loads(store.read_bytes(MANIFEST_PATH))
-    except FileNotFoundError:
-        return None
-
-
-# --- CLI -------------------------------------------------------------------------------------
-
-
-def add_cli(subparsers) -> None:
-    runs = subparsers.add_parser("runs", help="list training runs, best macro-F1 first")
-    runs.add_argument("--features", choices=tuple(FEATURE_SETS))
-    runs.add_argument("--dataset", help="only runs on this dataset version")
-    runs.set_defaults(run=_runs_command)
-    promote_parser = subparsers.add_parser(
-        "promote", help="register a run's model and make it the champion"
+    manifest = Manifest(
+        registered_model=settings.registered_model_name,
+        model_version=version,
+        run_id=run.info.run_id,
+        model_uri=f"models:/{settings.registered_model_name}/{version}",
+        promoted_at=datetime.now(UTC).isoformat(),
+        dataset_version=tags.get("dataset_version"),
+        feature_set=tags.get("feature_set"),
+        model_family=tags.get("model_family"),
+        labels=[str(label) for label in pipeline.classes_],
+        metrics=dict(run.data.metrics),
+        input_schema=input_schema(pipeline),
+        model_dir=model_dir,
+        model_file=model_file,
+        files={},  # publish fills in the checksums of what it writes
     )
-    promote_parser.add_argument("run_id", metavar="RUN_ID")
-    promote_parser.set_defaults(run=_promote_command)
-
-
-def _runs_command(args, settings: Settings) -> dict:
-    frame = list_runs(settings, feature_set=args.features, dataset_version=args.dataset)
-    frame["start_time"] = frame["start_time"].map(lambda t: t.isoformat())
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return {"experiment": settings.experiment_name, "count": len(records), "runs": records}
-
-
-def _promote_command(args, settings: Settings) -> dict:
-    return promote(settings, args.run_id)
+    return publish(store, files, manifest)

@@ -65,8 +65,23 @@ _FAMILY_BY_CODE = {
     "O": "occupation_continue",
     "GHO": "occupation_continue",
     "GHU": "occupation_continue",
+    # ERP types the sample lacks: hôtels-restaurants d'altitude and refuges de montagne
+    # lodge people like O (hôtels); PA, CTS, SG, PS, GA, EF take the default.
+    "OA": "occupation_continue",
+    "REF": "occupation_continue",
 }
 DEFAULT_FAMILY = "autres_batiments"
+
+
+@functools.lru_cache(maxsize=1024)
+def sector_key(secteur_activite: str | None) -> str | None:
+    """What identifies a sector across spellings: its ERP/IGH code ('J', 'GHW', 'OA'), or,
+    for a sector without one ('autres tertiaires non ERP'), its text in lower case."""
+    if not isinstance(secteur_activite, str) or not secteur_activite.strip():
+        return None
+    if ":" in secteur_activite:
+        return secteur_activite.split(":", 1)[0].strip().upper()
+    return secteur_activite.strip().lower()
 
 
 @functools.lru_cache(maxsize=1024)  # a few dozen sectors, each asked for once per record

@@ -2,13 +2,10 @@
 
 `COLUMNS` is the official 63-column format (official name, snake_case name, type).
 `RECORD_FIELDS` are the fields a model may use, with their bounds and known
-categories: the pydantic `BuildingRecord` and the vectorised bulk validation in
-`core.ingest` are both derived from them, so the two never disagree.
+categories: `core.validation` derives every check, for records and for bulk data, from them.
 """
 
 from dataclasses import dataclass
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 
 # (official ADEME name, snake_case name, type: string | number | integer | date)
 COLUMNS: list[tuple[str, str, str]] = [
@@ -83,6 +80,8 @@ COLUMN_TYPES = {snake: kind for _, snake, kind in COLUMNS}
 ID_COLUMN = "N°DPE"
 LABEL_COLUMN = "Etiquette_DPE"
 LABELS = tuple("ABCDEFG")
+SURFACE_PLACEHOLDER = 100.0  # m², typed in by diagnosticians who did not know the surface
+CONSO_PLACEHOLDER = 0.1  # kWhEP/m²/an, on « vierge »-like records labelled A
 
 SECTEURS = (
     "J : Structures d’accueil pour personnes âgées ou personnes handicapées",
@@ -245,33 +244,17 @@ _SPECS = (
 RECORD_FIELDS: dict[str, FieldSpec] = {spec.name: spec for spec in _SPECS}
 
 
-def _pydantic_field(spec: FieldSpec):
-    python_type = {"category": str, "number": float, "integer": int}[spec.kind]
-    bounds = {}
-    if spec.min is not None:
-        bounds["gt" if spec.min_exclusive else "ge"] = spec.min
-    if spec.max is not None:
-        bounds["le"] = spec.max
-    alias = AliasChoices(spec.name, spec.official)
-    return (
-        python_type | None,
-        Field(default=None, validation_alias=alias, description=spec.description, **bounds),
-    )
-
-
-class _RecordBase(BaseModel):
-    # Fields are read by snake_case name or by official ADEME name; other keys are ignored.
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
-
-
-BuildingRecord = create_model(
-    "BuildingRecord",
-    __base__=_RecordBase,
-    __doc__="One tertiary building as a model sees it. Every field is optional.",
-    **{spec.name: _pydantic_field(spec) for spec in _SPECS},
-)
-
-
 def to_snake_case(columns) -> list[str]:
     """Official ADEME names to snake_case; names already in snake_case (or unknown) are kept."""
     return [OFFICIAL_TO_SNAKE.get(column, column) for column in columns]
+
+
+def source_columns(columns) -> dict[str, str]:
+    """official name -> the source's column holding it (official or snake_case name; the
+    official one when a source has both)."""
+    found = {}
+    for column in columns:
+        official = column if column in OFFICIAL_TO_SNAKE else SNAKE_TO_OFFICIAL.get(column)
+        if official and (official not in found or column == official):
+            found[official] = column
+    return found

@@ -71,6 +71,14 @@ class Store:
     def _full(self, path: str) -> str:
         return f"{self._root_path}/{path.strip('/')}" if path.strip("/") else self._root_path
 
+    def local_path(self, path: str) -> Path | None:
+        """Where `path` lies on this machine's disk, for a local store; None for S3."""
+        return Path(self._full(path)) if self.is_local else None
+
+    def fs_paths(self, paths: list[str]) -> list[str]:
+        """`paths` as `self.fs` names them, for readers given the filesystem (pyarrow)."""
+        return [self._full(path) for path in paths]
+
     def uri(self, path: str = "") -> str:
         """The full URI of `path`, e.g. `s3://bucket/prefix/datasets/x.parquet`."""
         return f"{self.root}/{path.strip('/')}" if path.strip("/") else self.root

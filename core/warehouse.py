@@ -10,9 +10,16 @@ Tables, all written by `core.ingest` in one transaction per ingest:
 Connections live for one call: a DuckDB connection is not safe across threads, and a file
 held open by one process (the workbench) would keep another (a CLI ingest) from writing.
 Readers open it read-only, so several processes read at once; a writer waits for them.
+While another process ingests (it holds the file), readers never wait: they read the last
+committed state instead, its records from the dataset version's Parquet snapshot and its
+`ingests` and `dataset_versions` rows from `committed.json`, written after each commit;
+`status()` then says `ingest_running`.
 """
 
 import io
+import json
+import logging
+import os
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,6 +33,8 @@ from core.errors import DpeError
 from core.schema import COLUMNS, ID_COLUMN, LABELS, RECORD_FIELDS
 from core.storage import Store
 
+log = logging.getLogger(__name__)
+
 NO_DATA = "no dataset yet: run `python -m core ingest` (see --help for sources)"
 SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "integer": "BIGINT", "date": "DATE"}
 # Columns `dpe` adds to the 63 typed ones, in this order.
@@ -37,11 +46,26 @@ CLEAN_EXTRA_COLUMNS = {
 COUNT_COLUMNS = ("rows", "labelled", "rejected", "surface_placeholders", "conso_placeholders")
 TOP_CATEGORIES = 5
 LOCK_WAIT_S = 10.0  # readers are brief; past this, another process is ingesting
+BUSY = "another ingest is running: try again when it is done"
+SNAPSHOT_DIR = "datasets"
+COMMITTED_FILE = "committed.json"
+COMMITTED_COPY = "committed_copy"  # the database name readers get during another's ingest
+
+
+def snapshot_path(version: str) -> str:
+    """Where a dataset version's Parquet snapshot lies in the object store."""
+    return f"{SNAPSHOT_DIR}/{version}.parquet"
 
 
 def quote(name: str) -> str:
     """A SQL identifier: official ADEME names hold quotes, accents and parentheses."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A SQL string literal (for what DuckDB takes no `?` parameter for: paths in COPY,
+    ATTACH, read_csv)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -71,15 +95,19 @@ def connect(settings: Settings, read_only: bool = True):
         raise DpeError(NO_DATA)
     path.parent.mkdir(parents=True, exist_ok=True)
     con = _open(path, read_only)
+    if con is None:  # another process is ingesting: its last commit, without waiting
+        con = _committed_copy(settings)
     try:
         yield con
     finally:
         con.close()
 
 
-def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open the file, waiting up to LOCK_WAIT_S for a connection in the way to close."""
+def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection | None:
+    """Open the file, waiting up to LOCK_WAIT_S for a connection in the way to close; a
+    reader does not wait for another process's ingest (None)."""
     deadline = time.monotonic() + LOCK_WAIT_S
+    problem: duckdb.Error
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
@@ -92,17 +120,68 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
             problem = error
         except duckdb.IOException as error:
             if "lock" not in str(error):
-                raise DpeError(f"database {path} cannot be opened: {error}") from error
+                log.error("database %s cannot be opened: %s", path, error)
+                raise DpeError(f"the database in {path.parent} cannot be opened") from error
+            if read_only:  # only a writer locks readers out: an ingest
+                return None
             problem = error  # another process holds it: an ingest, or a reader
         if time.monotonic() > deadline:
-            message = str(problem).splitlines()[0]
-            raise DpeError(f"database {path} is busy, try again later: {message}") from problem
+            log.debug("database %s is busy: %s", path, problem)  # names the holder's PID
+            raise DpeError(BUSY) from problem
         time.sleep(0.05)
+
+
+def write_committed(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """Write `committed.json` (the `ingests` and `dataset_versions` rows) from `con`, just
+    after an ingest's commit: what readers see while the next ingest runs."""
+    tables = {
+        name: _records(con, f"SELECT * FROM {name}") for name in ("ingests", "dataset_versions")
+    }
+    target = settings.home / COMMITTED_FILE
+    partial = target.with_name(target.name + ".tmp")
+    partial.write_text(json.dumps(tables, default=str), encoding="utf-8")
+    os.replace(partial, target)  # atomic: a reader sees the old file or the new one
+
+
+def _committed_copy(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """An in-memory database with the tables readers query, as the last commit left them;
+    `dpe` from the current version's snapshot (without `row_hash`; no `raw_dpe`)."""
+    committed = settings.home / COMMITTED_FILE
+    if not committed.exists():
+        raise DpeError(f"{BUSY} (nothing committed to show meanwhile)")
+    tables = json.loads(committed.read_text(encoding="utf-8"))
+    con = duckdb.connect()
+    con.execute(f"ATTACH ':memory:' AS {COMMITTED_COPY}; USE {COMMITTED_COPY}")
+    create_tables(con)
+    for name, rows in tables.items():
+        if rows:
+            con.register("committed_rows", pd.DataFrame(rows))
+            con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM committed_rows")
+            con.unregister("committed_rows")
+    latest = _latest_ingest(con)
+    if latest is not None:
+        store, path = Store(settings), snapshot_path(latest["dataset_version"])
+        local = store.local_path(path)
+        con.execute("DROP TABLE dpe")
+        if local is not None:  # read in place, not copied into memory
+            con.execute(f"CREATE VIEW dpe AS SELECT * FROM read_parquet({literal(str(local))})")
+        else:
+            con.register("snapshot_rows", pd.read_parquet(io.BytesIO(store.read_bytes(path))))
+            con.execute("CREATE TABLE dpe AS SELECT * FROM snapshot_rows")
+            con.unregister("snapshot_rows")
+    return con
+
+
+def ingest_running(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `con` reads the last commit because another process is ingesting."""
+    [(name,)] = con.execute("SELECT current_database()").fetchall()
+    return name == COMMITTED_COPY
 
 
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     query = "SELECT count(*) FROM information_schema.tables WHERE table_name = ?"
-    return con.execute(query, [name]).fetchone()[0] > 0
+    [(count,)] = con.execute(query, [name]).fetchall()
+    return count > 0
 
 
 def _records(con: duckdb.DuckDBPyConnection, query: str, params=None) -> list[dict]:
@@ -164,7 +243,7 @@ def load_dataset(settings: Settings, version: str | None = None) -> tuple[dict, 
     """A dataset version's info and its cleaned rows, read from the Parquet snapshot."""
     info = version_info(settings, version)
     store = Store(settings)
-    path = f"datasets/{info['version']}.parquet"
+    path = snapshot_path(info["version"])
     try:
         data = store.read_bytes(path)
     except FileNotFoundError as error:
@@ -179,13 +258,17 @@ def status(settings: Settings) -> dict | None:
         return None
     with connect(settings) as con:
         latest = _latest_ingest(con)
+        if latest is None:  # no ingest committed since current_version() looked
+            return None
         info = _version_rows(con, latest["dataset_version"])[0]
+        running = ingest_running(con)
     return {
         "dataset_version": info["version"],
         "created_at": info["created_at"],
         "last_ingest_at": _iso(latest["ingested_at"]),
         "last_source": latest["source"],
         **{name: info[name] for name in COUNT_COLUMNS},
+        "ingest_running": running,
     }
 
 
@@ -227,7 +310,8 @@ def _labels(con: duckdb.DuckDBPyConnection) -> dict:
 def _nulls(con: duckdb.DuckDBPyConnection) -> dict:
     names = [snake for _, snake, _ in COLUMNS]
     query = "SELECT " + ", ".join(f"count(*) - count({name})" for name in names) + " FROM dpe"
-    return dict(zip(names, con.execute(query).fetchone(), strict=True))
+    [counts] = con.execute(query).fetchall()
+    return dict(zip(names, counts, strict=True))
 
 
 def _top_categories(con: duckdb.DuckDBPyConnection) -> dict:
@@ -253,28 +337,3 @@ def _rejected_by_reason(con: duckdb.DuckDBPyConnection) -> dict:
         GROUP BY rule ORDER BY n DESC, rule
     """).fetchall()
     return dict(rows)
-
-
-def add_cli(subparsers) -> None:
-    parser = subparsers.add_parser("describe", help="profile of the current dataset version")
-    parser.set_defaults(run=lambda args, settings: describe(settings))
-
-    parser = subparsers.add_parser("status", help="current dataset version and its counts")
-    parser.add_argument(
-        "--quiet-if-data",
-        action="store_true",
-        help="print nothing; exit non-zero when there is no dataset yet (`status || ingest`)",
-    )
-    parser.set_defaults(run=_status_command)
-
-    parser = subparsers.add_parser("versions", help="every dataset version, newest first")
-    parser.set_defaults(run=lambda args, settings: {"versions": list_versions(settings)})
-
-
-def _status_command(args, settings: Settings) -> dict:
-    result = status(settings)
-    if args.quiet_if_data:
-        if result is None:
-            raise DpeError(NO_DATA)
-        return {}  # nothing to print: the exit code says it all
-    return result or {"dataset_version": None}

@@ -11,7 +11,6 @@ from core.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL, to_snake_case
 
 # "Surface_utile=-3 must be > 0" -> "Surface_utile must be > 0": the rule without the value.
 _VALUE = re.compile(r"=('[^']*'|\S+)")
-PREDICTION_COLUMNS = ("predicted_label", *(f"proba_{label}" for label in LABELS), "error")
 
 
 def rule_of(reason: str) -> str:
@@ -19,7 +18,7 @@ def rule_of(reason: str) -> str:
 
 
 def rejection_report(predicted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """From a `core.predict.predict_frame` result: (rows rejected per rule, rejected rows).
+    """From a `core.batch.predict_frame` result: (rows rejected per rule, rejected rows).
 
     A row may break several rules ("a; b"): it counts once under each. Rows are numbered
     from 1 as in a spreadsheet, the header being row 0.
@@ -108,6 +107,7 @@ def form_fields(input_schema: list[dict]) -> list[dict]:
 # --- MLflow runs, as the Train and Compare pages show them ---------------------------------
 
 CONFUSION_ARTIFACT = "figures/confusion_matrix.png"
+CONFUSION_DATA = "confusion_matrix.json"
 IMPORTANCE_ARTIFACT = "field_importance.json"
 PER_CLASS_METRICS = ("f1", "precision", "recall")
 
@@ -125,7 +125,8 @@ def experiments(settings) -> list[str]:
 
 def run_view(settings, run_id: str) -> dict:
     """`core.registry.run_details` plus what the Train page draws: the experiment id (for
-    the MLflow UI link), the field importance and the confusion matrix figure."""
+    the MLflow UI link), the field importance and the confusion matrix: `confusion`
+    ({"labels", "counts"}, None for runs older than that artifact) and its figure."""
     import json
     import tempfile
     from pathlib import Path
@@ -141,7 +142,7 @@ def run_view(settings, run_id: str) -> dict:
         details["experiment_id"] = client.get_run(run_id).info.experiment_id
         with tempfile.TemporaryDirectory() as tmp:
             found = {}
-            for name in (IMPORTANCE_ARTIFACT, CONFUSION_ARTIFACT):
+            for name in (IMPORTANCE_ARTIFACT, CONFUSION_DATA, CONFUSION_ARTIFACT):
                 try:
                     path = mlflow.artifacts.download_artifacts(
                         run_id=run_id,
@@ -161,6 +162,8 @@ def run_view(settings, run_id: str) -> dict:
         .rename_axis("feature")
         .reset_index()
     )
+    confusion = found.get(CONFUSION_DATA)
+    details["confusion"] = None if confusion is None else json.loads(confusion)
     details["confusion_png"] = found.get(CONFUSION_ARTIFACT)
     return details
 

@@ -1,18 +1,13 @@
 """Fixtures shared by all tests: isolated settings, the shared ADEME sample,
 S3 over HTTP (moto server) and a real MLflow server, all on 127.0.0.1."""
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from core.config import Settings
-from tests.servers import MLFLOW_SERVER_ENV, free_port, mlflow_server_command, running
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.servers import MLFLOW_SERVER_ENV, free_port, mlflow_server_command, running
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -80,30 +75,3 @@ def mlflow_server(tmp_path_factory) -> str:
     log_path = home / "server.log"
     with running(command, f"{url}/health", log_path, env=MLFLOW_SERVER_ENV, timeout_s=90):
         yield url
-
-
-def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT):
-    """Run `python -m core ARGS --json`; returns (exit code, parsed stdout or None, stderr)."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "core", *args, "--json"],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        timeout=600,
-    )
-    try:
-        payload = json.loads(completed.stdout) if completed.stdout.strip() else None
-    except json.JSONDecodeError:
-        payload = None
-    return completed.returncode, payload, completed.stderr
-
-
-def cli_env(settings: Settings) -> dict:
-    """Environment variables that make a CLI subprocess use these settings."""
-    env = {"DPE_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri}
-    if settings.model_store_uri:
-        env["DPE_MODEL_STORE_URI"] = settings.model_store_uri
-    if settings.s3_endpoint_url:
-        env["DPE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
-    return env

@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-from tests.servers import free_port
-from tests.topology import COMPOSE_FILE, missing_system_package
+from tests.support.cli import ROOT
+from tests.support.servers import free_port
+from tests.support.topology import COMPOSE_FILE, missing_system_package
 
 DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -106,7 +106,7 @@ def test_compose_binds_published_ports_to_loopback_and_checks_health():
     for name, service in services.items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), (name, port)
-        if name != "createbucket":  # one-shot: the others wait for it to complete
+        if name not in ("createbucket", "airflow-init"):  # one-shots: others wait for them
             assert "healthcheck" in service, name
         for dependency in (service.get("depends_on") or {}).values():
             assert dependency["condition"] in (
@@ -115,6 +115,36 @@ def test_compose_binds_published_ports_to_loopback_and_checks_health():
                 "service_started",
             )
     assert {"minio", "createbucket", "postgres", "mlflow", "api", "workbench"} <= set(services)
+
+
+def test_api_and_workbench_share_no_volume():
+    """What they share (models, the prediction log) lives in the object store, as it must for
+    replicas on other machines: a shared local volume would be unused, or hide a wrong path."""
+    import yaml
+
+    services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+
+    def volumes(name: str) -> set[str]:
+        return {mount.split(":")[0] for mount in services[name].get("volumes", [])}
+
+    assert not volumes("api") & volumes("workbench")
+    assert "predictions" not in DOCKERFILE.read_text()  # no local log folder in the image
+
+
+def test_every_workbench_start_names_its_address():
+    """`.streamlit/config.toml` is read only from the repo root: from anywhere else Streamlit
+    would listen on every interface. Every start names the address itself."""
+    import yaml
+
+    procfile = (ROOT / "Procfile").read_text().splitlines()
+    [workbench] = [line for line in procfile if line.startswith("workbench:")]
+    assert "--server.address 127.0.0.1" in workbench
+    command = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["workbench"]["command"]
+    assert command[command.index("--server.address") + 1] == "0.0.0.0"  # inside its container
+    documented = re.findall(r"`(streamlit run [^`]*)`", (ROOT / "README.md").read_text())
+    assert documented
+    for line in documented:
+        assert "--server.address 127.0.0.1" in line, line
 
 
 @pytest.fixture(scope="module")
@@ -212,10 +242,12 @@ def test_dockerignore_sends_only_the_runtime_code():
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    for path in ("requirements.txt", "core/config.py", "api/main.py", "Home.py", "pages/a.py"):
+    shipped = ("requirements.txt", "core/config.py", "api/main.py", "app.py", "ui/frame.py")
+    for path in (*shipped, "views/a.py"):
         assert not dockerignored(path, patterns), path
     assert not dockerignored(".streamlit/config.toml", patterns)
-    for path in (".env", ".venv/bin/python", "var/dpe.duckdb", "tests/conftest.py", ".git/HEAD"):
+    not_shipped = (".env", ".venv/bin/python", "var/dpe.duckdb", "tests/conftest.py", ".git/HEAD")
+    for path in (*not_shipped, "tooling/synth.py"):
         assert dockerignored(path, patterns), path
     assert dockerignored("core/__pycache__/config.cpython-311.pyc", patterns)
 

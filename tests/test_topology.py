@@ -1,6 +1,7 @@
-"""The docker-compose deployment, proven without a Docker engine: the same services started from
-packages on 127.0.0.1 (tests/topology.py) with the environment variables docker-compose.yml sets,
-then the whole flow: ingest -> train -> promote -> the API serves the champion read from S3."""
+"""The docker-compose deployment, proven without a Docker engine: the same services started
+from packages on 127.0.0.1 (tests/support/topology.py) with the environment variables
+docker-compose.yml sets, then the whole flow: ingest -> train -> promote -> the API serves
+the champion read from S3."""
 
 import csv
 import json
@@ -12,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT
-from tests.topology import (
+from tests.support.cli import ROOT
+from tests.support.topology import (
     SECRETS,
     compose_service,
     infrastructure,

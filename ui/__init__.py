@@ -1,2 +1,2 @@
-"""Streamlit helpers shared by the workbench pages (Home.py, pages/): sidebar, status,
-charts and the DPE scale. Logic lives in core/; this package only draws."""
+"""Streamlit helpers of the workbench (app.py, views/): the frame, statuses, links,
+formatting, charts and the DPE scale. Logic lives in core/; this package only draws."""

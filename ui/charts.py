@@ -1,4 +1,6 @@
-"""Plotly figures of the workbench: one function per chart, data in, figure out."""
+"""Plotly figures of the workbench's data and models (Explore, Train, Compare, Predict,
+Batch predict): one function per chart, data in, figure out. The Monitor page's are in
+`ui.monitor_charts`; what they all share in `ui.chart_style`."""
 
 import math
 
@@ -7,33 +9,19 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from core.explore import NO_LABEL
-from core.scales import FAMILIES
 from core.schema import LABELS
+from ui.chart_style import (
+    LABEL_COLORS,
+    count_axis,
+    heatmap,
+    label_color,
+    layout,
+    log_axis,
+)
+from ui.labels import FAMILY_LABELS
+from ui.labels import label as readable
 
-# The colours of the familiar A–G DPE scale.
-LABEL_COLORS = {
-    "A": "#009036",
-    "B": "#55ab26",
-    "C": "#c8d200",
-    "D": "#ffed00",
-    "E": "#fbba00",
-    "F": "#eb6909",
-    "G": "#e2001a",
-    NO_LABEL: "#b8bec4",
-}
-OTHER_COLOR = "#6c757d"
-FAMILY_NAMES = {family: text.split(" (")[0] for family, (text, _, _) in FAMILIES.items()}
-FAMILY_NAMES["centre_commercial"] = "centres commerciaux"
-LAYOUT = {"margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend_title_text": ""}
-
-
-def label_color(label: str) -> str:
-    return LABEL_COLORS.get(label, OTHER_COLOR)
-
-
-def _layout(fig: go.Figure, title: str, height: int = 380) -> go.Figure:
-    fig.update_layout(title=title, height=height, **LAYOUT)
-    return fig
+CONSUMPTION_UNIT = "kWhEP/m²/yr"
 
 
 def label_bars(frame: pd.DataFrame, title: str, value: str = "records") -> go.Figure:
@@ -48,9 +36,9 @@ def label_bars(frame: pd.DataFrame, title: str, value: str = "records") -> go.Fi
             textposition="outside",
         )
     )
-    fig.update_yaxes(title=value)
+    count_axis(fig.update_yaxes, float(frame[value].max() or 0), title=value)
     fig.update_xaxes(type="category", title=None)
-    return _layout(fig, title)
+    return layout(fig, title)
 
 
 def consumption_boxes(stats: pd.DataFrame, log_scale: bool, by: str) -> go.Figure:
@@ -58,7 +46,7 @@ def consumption_boxes(stats: pd.DataFrame, log_scale: bool, by: str) -> go.Figur
     fig = go.Figure()
     palette = px.colors.qualitative.Safe
     for i, (group, part) in enumerate(stats.groupby("group", sort=True)):
-        name = FAMILY_NAMES.get(group, group) if by == "family" else group
+        name = FAMILY_LABELS.get(group, group) if by == "family" else group
         fig.add_trace(
             go.Box(
                 name=name if len(name) < 45 else name[:42] + "…",
@@ -73,55 +61,64 @@ def consumption_boxes(stats: pd.DataFrame, log_scale: bool, by: str) -> go.Figur
             )
         )
     fig.update_layout(boxmode="group")
-    fig.update_xaxes(categoryorder="array", categoryarray=list(LABELS), title="label")
+    fig.update_xaxes(categoryorder="array", categoryarray=list(LABELS), title="DPE label")
     # Precomputed boxes: set the range from the whiskers (plotly's autorange can clip them).
     low, high = float(stats["p05"].min()), float(stats["p95"].max())
     if log_scale:
         low = max(low, 0.1)
-        span = [math.log10(low) - 0.1, math.log10(max(high, low * 1.1)) + 0.1]
+        high = max(high, low * 1.1)
+        span = [math.log10(low) - 0.1, math.log10(high) + 0.1]
+        log_axis(fig.update_yaxes, low, high, title=CONSUMPTION_UNIT, range=span)
     else:
-        span = [min(0.0, low), high * 1.05]
-    fig.update_yaxes(type="log" if log_scale else "linear", title="kWhEP/m²/an", range=span)
-    return _layout(fig, "Consumption by label and sector (p05 · q1 · median · q3 · p95)", 430)
+        fig.update_yaxes(title=CONSUMPTION_UNIT, range=[min(0.0, low), high * 1.05])
+    return layout(fig, "Consumption by label and sector (p05 · q1 · median · q3 · p95)", 430)
+
+
+def _label_scatter(
+    frame: pd.DataFrame, x: str, y: str, names: dict, size: int, opacity: float, **more
+) -> go.Figure:
+    """Sampled records as points coloured by their DPE label, A–G in order; `names`: the
+    readable names of the columns shown."""
+    fig = px.scatter(
+        frame,
+        x=x,
+        y=y,
+        color="label",
+        color_discrete_map=LABEL_COLORS,
+        category_orders={"label": [*LABELS, NO_LABEL]},
+        labels={"label": "DPE label", **names},
+        opacity=opacity,
+        render_mode="svg",
+        **more,
+    )
+    fig.update_traces(marker={"size": size})
+    return fig
 
 
 def surface_scatter(frame: pd.DataFrame, log_scale: bool) -> go.Figure:
-    fig = px.scatter(
-        frame,
-        x="surface",
-        y="conso",
-        color="label",
-        color_discrete_map=LABEL_COLORS,
-        category_orders={"label": list(LABELS)},
-        hover_data={"secteur_activite": True} if "secteur_activite" in frame else None,
-        opacity=0.6,
-        render_mode="svg",
-        log_x=log_scale,
-        log_y=log_scale,
-        labels={"surface": "surface (m²)", "conso": "kWhEP/m²/an"},
-    )
-    fig.update_traces(marker={"size": 5})
-    return _layout(fig, f"Surface vs consumption ({len(frame):,} sampled records)", 430)
+    """A sample of records (`core.explore.surface_vs_consumption`): surface, conso, label,
+    secteur (shown on hover)."""
+    names = {"surface": "floor area (m²)", "conso": CONSUMPTION_UNIT, "secteur": "activity sector"}
+    hover = {"secteur": True} if "secteur" in frame else None
+    fig = _label_scatter(frame, "surface", "conso", names, 5, 0.6, hover_data=hover)
+    if log_scale:
+        for update, column in ((fig.update_xaxes, "surface"), (fig.update_yaxes, "conso")):
+            values = frame[column][frame[column] > 0]
+            if not values.empty:
+                log_axis(update, float(values.min()), float(values.max()))
+    return layout(fig, f"Floor area vs consumption ({len(frame):,} sampled records)", 430)
 
 
 def period_heatmap(table: pd.DataFrame, share: bool) -> go.Figure:
-    values = table.div(table.sum(axis=1).where(lambda s: s > 0, 1), axis=0) if share else table
-    fig = go.Figure(
-        go.Heatmap(
-            z=values.to_numpy(),
-            x=list(values.columns),
-            y=list(values.index),
-            colorscale="YlOrRd",
-            text=[[f"{v:.0%}" if share else f"{v:,}" for v in row] for row in values.to_numpy()],
-            texttemplate="%{text}",
-            hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
-            colorbar={"title": "share" if share else "records"},
-        )
-    )
+    """Labels by construction period: counts, or each period's shares (0–1) with its counts."""
+    fig = go.Figure(heatmap(table, share, "YlOrRd"))
+    fig.update_traces(hovertemplate="%{y} · %{x}: %{text}<extra></extra>")
     fig.update_yaxes(autorange="reversed", title=None)
-    fig.update_xaxes(title="label", type="category")
-    title = "Label by construction period" + (" (share of each period)" if share else "")
-    return _layout(fig, title, 420)
+    fig.update_xaxes(title="DPE label", type="category")
+    title = "Label by construction period" + (
+        " (share of each period; records in brackets)" if share else ""
+    )
+    return layout(fig, title, 420)
 
 
 def departement_bars(frame: pd.DataFrame, top: int = 30) -> go.Figure:
@@ -145,51 +142,49 @@ def departement_bars(frame: pd.DataFrame, top: int = 30) -> go.Figure:
         )
     )
     fig.update_xaxes(type="category", title="département")
-    fig.update_yaxes(title="records")
-    return _layout(fig, f"Records by département (top {len(part)}), coloured by share of F–G")
+    count_axis(fig.update_yaxes, float(part["records"].max() or 0), title="records")
+    return layout(fig, f"Records by département (top {len(part)}), coloured by share of F–G")
 
 
 def lambert_map(frame: pd.DataFrame) -> go.Figure:
-    fig = px.scatter(
-        frame,
-        x="x_km",
-        y="y_km",
-        color="label",
-        color_discrete_map=LABEL_COLORS,
-        category_orders={"label": [*LABELS, NO_LABEL]},
-        hover_data={"departement": True, "x_km": False, "y_km": False},
-        opacity=0.7,
-        render_mode="svg",
-    )
-    fig.update_traces(marker={"size": 4})
+    hover = {"departement": True, "x_km": False, "y_km": False}
+    names = {"departement": "département"}
+    fig = _label_scatter(frame, "x_km", "y_km", names, 4, 0.7, hover_data=hover)
     fig.update_yaxes(scaleanchor="x", scaleratio=1, title="Lambert-93 Y (km)")
     fig.update_xaxes(title="Lambert-93 X (km)")
-    return _layout(fig, f"Where the buildings are ({len(frame):,} sampled, Lambert-93)", 560)
+    return layout(fig, f"Where the buildings are ({len(frame):,} sampled, Lambert-93)", 560)
 
 
 def null_bars(frame: pd.DataFrame) -> go.Figure:
+    """Share missing per column (`frame`: column, share_missing), columns by readable name."""
     fig = go.Figure(
         go.Bar(
-            y=frame["column"],
+            y=[readable(column) for column in frame["column"]],
             x=frame["share_missing"],
+            customdata=frame["column"],
             orientation="h",
             marker_color="#5b7f95",
-            hovertemplate="%{y}: %{x:.1%} missing<extra></extra>",
+            hovertemplate="%{y} (%{customdata}): %{x:.1%} missing<extra></extra>",
         )
     )
     fig.update_xaxes(tickformat=".0%", range=[0, 1], title="share missing")
     fig.update_yaxes(autorange="reversed", title=None, tickfont={"size": 10})
-    return _layout(fig, "Missing values per column", max(400, 16 * len(frame)))
+    return layout(fig, "Missing values per column", max(400, 16 * len(frame)))
 
 
 def importance_bars(frame: pd.DataFrame, top: int = 20) -> go.Figure:
     part = frame.head(top)
     fig = go.Figure(
-        go.Bar(y=part["feature"], x=part["importance"], orientation="h", marker_color="#1f7a4d")
+        go.Bar(
+            y=[readable(name) for name in part["feature"]],
+            x=part["importance"],
+            orientation="h",
+            marker_color="#1f7a4d",
+        )
     )
     fig.update_yaxes(autorange="reversed", title=None, tickfont={"size": 10})
-    fig.update_xaxes(title="importance")
-    return _layout(fig, f"Feature importance (top {len(part)})", max(360, 22 * len(part)))
+    fig.update_xaxes(title="macro-F1 lost when the field is shuffled")
+    return layout(fig, f"Field importance (top {len(part)})", max(360, 22 * len(part)))
 
 
 def per_class_table(per_class: dict) -> pd.DataFrame:
@@ -203,17 +198,34 @@ def per_class_table(per_class: dict) -> pd.DataFrame:
 def metric_bars(frame: pd.DataFrame, metrics: list[str]) -> go.Figure:
     """Runs side by side: `frame` has a `run` column and one column per metric."""
     long = frame.melt(id_vars="run", value_vars=metrics, var_name="metric", value_name="value")
+    long["metric"] = long["metric"].map(readable)
     fig = px.bar(long, x="metric", y="value", color="run", barmode="group", text_auto=".3f")
     fig.update_yaxes(title=None)
-    return _layout(fig, "Test metrics (log loss: lower is better)")
+    fig.update_xaxes(title=None)
+    return layout(fig, "Test metrics (log loss: lower is better)")
 
 
 def per_class_bars(frame: pd.DataFrame, metric: str) -> go.Figure:
     """Per-class metric: `frame` has run, label, value."""
     fig = px.bar(frame, x="label", y="value", color="run", barmode="group")
-    fig.update_xaxes(categoryorder="array", categoryarray=list(LABELS), type="category")
-    fig.update_yaxes(range=[0, 1.05], title=metric)
-    return _layout(fig, f"Per-class {metric}")
+    fig.update_xaxes(
+        categoryorder="array", categoryarray=list(LABELS), type="category", title="DPE label"
+    )
+    fig.update_yaxes(range=[0, 1.05], title=readable(metric))
+    return layout(fig, f"{readable(metric)} per label")
+
+
+def confusion_matrix(labels: list[str], counts, normalised: bool = False) -> go.Figure:
+    """True label (rows) against predicted label (columns). `counts[i][j]`: records of true
+    label `labels[i]` predicted `labels[j]`. Normalised: each row's shares (its recall on the
+    diagonal), on a fixed 0–1 scale; the counts stay in the cells."""
+    table = pd.DataFrame(counts, index=list(labels), columns=list(labels)).fillna(0).astype(int)
+    fig = go.Figure(heatmap(table, normalised, "Blues"))
+    fig.update_traces(hovertemplate="true %{y} · predicted %{x}: %{text}<extra></extra>")
+    fig.update_xaxes(type="category", title="predicted label")
+    fig.update_yaxes(type="category", title="true label", autorange="reversed")
+    title = "Confusion matrix (test split" + (", share of each true label)" if normalised else ")")
+    return layout(fig, title, 460)
 
 
 def probability_bars(probabilities: dict) -> go.Figure:
@@ -231,4 +243,4 @@ def probability_bars(probabilities: dict) -> go.Figure:
     )
     fig.update_yaxes(range=[0, 1.1], tickformat=".0%", title="probability")
     fig.update_xaxes(type="category", title=None)
-    return _layout(fig, "Probabilities", 320)
+    return layout(fig, "Probabilities", 320)

@@ -2,10 +2,11 @@ import asyncio
 
 from fastapi import APIRouter, HTTPException, status
 
-from api.deps import StateDep, TokenDep
+from api.auth import AdminDep
+from api.deps import StateDep
 from api.schemas import Problem, Reload
 
-router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[TokenDep])
+router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
 
 
 @router.post(
@@ -13,6 +14,11 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[TokenDep])
     response_model=Reload,
     responses={
         status.HTTP_401_UNAUTHORIZED: {"model": Problem, "description": "missing or wrong token"},
+        status.HTTP_429_TOO_MANY_REQUESTS: {
+            "model": Problem,
+            "description": "too many wrong tokens from this client: wait Retry-After seconds",
+            "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        },
         status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Problem, "description": "no model loaded"},
     },
     summary="Load the newest champion now (bearer DPE_API_TOKEN)",

@@ -40,3 +40,38 @@ def health(state: StateDep):
         loaded_at=champion.loaded_at.isoformat(),
         detail=state.problem,
     )
+
+
+@router.get("/livez", summary="Liveness: the process serves (always 200 while it answers)")
+async def livez() -> dict:
+    """For a liveness probe: 200 whenever the process answers, champion or not, so that a
+    replica waiting for a first promotion is not restarted in a loop."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    responses={
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "description": "No verified champion served: the reason is in `detail`.",
+            "content": {
+                "application/json": {
+                    "example": {"status": "not ready", "detail": "loading the champion model"}
+                }
+            },
+        }
+    },
+    summary="Readiness: a verified champion is served (200), else 503 with the reason",
+)
+async def readyz(state: StateDep):
+    """For a readiness probe: 200 once a champion is loaded with its checksums verified
+    (not the quick start's unchecked one) and no problem is pending (a store that cannot be
+    read, files that no longer match the manifest); otherwise 503 with the reason."""
+    champion = state.champion
+    if champion is None or champion.light or state.problem:
+        detail = state.problem or "the champion's checks are still running"
+        return JSONResponse(
+            {"status": "not ready", "detail": detail},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    return {"status": "ready", "model_version": champion.model_version}

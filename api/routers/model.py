@@ -19,4 +19,4 @@ router = APIRouter(tags=["model"])
 def model(champion: ChampionDep) -> dict[str, Any]:
     """Name and version, run id, model URI, dataset version, metrics, and the input schema:
     each field's type, allowed categories (null: any), bounds and unit."""
-    return champion.manifest
+    return champion.manifest.to_dict()

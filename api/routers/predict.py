@@ -1,25 +1,37 @@
+"""POST /predict (JSON records) and POST /predict/csv (a CSV upload): one champion, one rule
+per record, whatever the route (core.champion, core.batch)."""
+
 import json
+import re
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import Response
+from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
+from starlette.background import BackgroundTask
 
-from api.deps import ChampionDep, SettingsDep
+from api.auth import client_identity
+from api.deps import ChampionDep, SettingsDep, count_refusal
+from api.logs import REQUEST_ID
 from api.schemas import PredictRequest, PredictResponse, Problem
-from core import predict as core_predict
+from core import batch
+from core.champion import SMALL_BATCH
 from core.errors import DpeError
-from core.predict import SMALL_BATCH
+
+# A \uD800-\uDFFF escape: JSON allows it alone, Unicode (and so any UTF-8 answer) does not.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class _OrjsonRequest(Request):
     """A request whose JSON body orjson parses: 2.6× as fast as `json.loads` on 1,000 records.
     A body orjson refuses goes to `json.loads`, so that what is accepted (NaN, big integers)
-    and how malformed JSON is answered (FastAPI's 422) stay what they were."""
+    and how malformed JSON is answered (FastAPI's 422) stay what they were; what neither
+    is Unicode (bytes that are not UTF-8, a lone surrogate) is malformed JSON too."""
 
     async def json(self):
         if not hasattr(self, "_json"):
@@ -27,8 +39,26 @@ class _OrjsonRequest(Request):
             try:
                 self._json = orjson.loads(body)
             except orjson.JSONDecodeError:
-                self._json = json.loads(body)
+                self._json = _python_json(body)
         return self._json
+
+
+def _python_json(body: bytes):
+    try:
+        parsed = json.loads(body)
+    except UnicodeDecodeError as error:
+        raise json.JSONDecodeError("the body is not UTF-8", "", error.start) from None
+    found = _SURROGATE_ESCAPE.search(body)
+    if found:  # orjson refuses these; json.loads took them: keep them out of the answer
+        try:
+            json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise json.JSONDecodeError(
+                "text holds an unpaired surrogate (\\uD800-\\uDFFF): not valid Unicode",
+                "",
+                found.start(),
+            ) from None
+    return parsed
 
 
 class _OrjsonRoute(APIRoute):
@@ -41,37 +71,61 @@ class _OrjsonRoute(APIRoute):
         return route
 
 
+# With DPE_PREDICT_TOKEN set, `create_app` adds api.auth.predict_client to both routes.
 router = APIRouter(tags=["predict"], route_class=_OrjsonRoute)
 
-NOT_LOADED = {"model": Problem, "description": "no model loaded"}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status.HTTP_400_BAD_REQUEST: {
+        "model": Problem,
+        "description": "a body that cannot be parsed at all (e.g. broken multipart)",
+    },
+    status.HTTP_401_UNAUTHORIZED: {
+        "model": Problem,
+        "description": "DPE_PREDICT_TOKEN is set and the bearer token is missing or wrong",
+    },
+    status.HTTP_422_UNPROCESSABLE_CONTENT: {
+        "model": Problem,
+        "description": "the request does not fit the schema (`errors` names each field), "
+        "or the CSV cannot be read",
+    },
+    status.HTTP_503_SERVICE_UNAVAILABLE: {
+        "model": Problem,
+        "description": "no model loaded, or too many uploads at once (Retry-After)",
+    },
+}
 
 
 @router.post(
     "/predict",
     response_model=PredictResponse,
     responses={
+        **ERRORS,
         status.HTTP_413_CONTENT_TOO_LARGE: {
             "model": Problem,
-            "description": "more records than DPE_MAX_BATCH_ROWS",
+            "description": "more records than DPE_MAX_BATCH_ROWS, or a body above "
+            "DPE_MAX_UPLOAD_MB",
         },
-        status.HTTP_503_SERVICE_UNAVAILABLE: NOT_LOADED,
     },
     summary="Predict the label of one or more buildings",
 )
-async def predict(body: PredictRequest, champion: ChampionDep, settings: SettingsDep) -> Response:
+async def predict(
+    body: PredictRequest, champion: ChampionDep, settings: SettingsDep, request: Request
+) -> Response:
     """One prediction per record, in order. A record the model cannot take (unknown category,
     value out of range) gets `label: null` and an `error` naming the field, in a 200."""
     if len(body.records) > settings.max_batch_rows:
+        count_refusal(request, "too_many_records")
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
             f"{len(body.records)} records: at most {settings.max_batch_rows} per request "
             "(DPE_MAX_BATCH_ROWS); send a CSV to /predict/csv for more",
         )
+    who = {"client": client_identity(request, settings), "request_id": REQUEST_ID.get()}
     if len(body.records) <= SMALL_BATCH:
         # A few records take well under a millisecond: inline beats a hop to a thread.
-        predictions = champion.predict(body.records, source="api")
+        predictions = champion.predict(body.records, source="api", **who)
     else:  # in a thread, so that the event loop keeps answering meanwhile
-        predictions = await run_in_threadpool(champion.predict, body.records, source="api")
+        predictions = await run_in_threadpool(champion.predict, body.records, source="api", **who)
     # Serialised here with orjson: `Champion.predict` gives what PredictResponse describes
     # (labels, floats, texts), so FastAPI's validation on the way out would only cost time.
     content = {"model_version": champion.model_version, "predictions": predictions}
@@ -88,12 +142,11 @@ async def predict(body: PredictRequest, champion: ChampionDep, settings: Setting
             "(empty when predicted); UTF-8, `,`-separated; counts in X-Rows, X-Predicted, "
             "X-Rejected.",
         },
+        **ERRORS,
         status.HTTP_413_CONTENT_TOO_LARGE: {
             "model": Problem,
             "description": "upload larger than DPE_MAX_UPLOAD_MB",
         },
-        status.HTTP_422_UNPROCESSABLE_CONTENT: {"model": Problem, "description": "unreadable CSV"},
-        status.HTTP_503_SERVICE_UNAVAILABLE: NOT_LOADED,
     },
     summary="Predict every row of a CSV",
 )
@@ -104,34 +157,40 @@ def predict_csv(
     ],
     champion: ChampionDep,
     settings: SettingsDep,
+    request: Request,
 ) -> Response:
     """Rows that fail validation carry their reason in `error` and are not predicted; none
-    is dropped."""
-    limit = settings.max_upload_mb * 2**20
-    if file.size is not None and file.size > limit:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE,
-            f"upload of {file.size} bytes: at most {settings.max_upload_mb} MB (DPE_MAX_UPLOAD_MB)",
+    is dropped. A file with none of the model's fields is refused (422, naming them)."""
+    # The upload goes to disk and the answer is sent from disk: memory holds neither file.
+    tmp = Path(tempfile.mkdtemp(prefix="dpe-api-predict-"))
+    source, target = tmp / "input.csv", tmp / "predicted.csv"
+    name = file.filename or "uploaded CSV"
+    try:
+        with source.open("wb") as copy:
+            shutil.copyfileobj(file.file, copy, 2**20)
+        counts = batch.predict_csv(
+            champion,
+            source,
+            target,
+            name=name,
+            source_tag="api",
+            client=client_identity(request, settings),
+            request_id=REQUEST_ID.get(),  # a sync route's thread has the request's context
         )
-    with tempfile.TemporaryDirectory(prefix="dpe-api-predict-") as tmp:
-        target = Path(tmp) / "predicted.csv"
-        try:
-            counts = core_predict.predict_csv(
-                champion,
-                file.file.read(),
-                target,
-                name=file.filename or "uploaded CSV",
-                source_tag="api",
-            )
-        except DpeError as error:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-        content = target.read_bytes()
-    return Response(
-        content,
+    except BaseException as error:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, DpeError):  # named after the upload, never our temp path
+            count_refusal(request, "unreadable_csv")
+            detail = str(error).replace(str(source), name)
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+        raise
+    return FileResponse(
+        target,
         media_type="text/csv; charset=utf-8",
+        filename="predictions.csv",
+        background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
         headers={
-            "Content-Disposition": 'attachment; filename="predictions.csv"',
             "X-Model-Version": champion.model_version,
-            **{f"X-{key.title()}": str(value) for key, value in counts.items()},
+            **{f"X-{key.title()}": str(counts[key]) for key in ("rows", "predicted", "rejected")},
         },
     )

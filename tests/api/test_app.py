@@ -1,20 +1,26 @@
 """The API in-process (TestClient): request validation, limits, the admin token, the
 production token rule, a missing champion, and the swap that spares requests in flight."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.auth import FAILURE_WINDOW_S, FailedAttempts
 from api.main import create_app
 from api.state import ServingState
 from core.config import DEFAULT_API_TOKEN
-from tests.api.conftest import TOKEN, wait_until
-from tests.champion import publish_champion
-from tests.conftest import ROOT
-from tests.servers import free_port
+from core.errors import DpeError
+from tests.support.api import TOKEN, wait_until
+from tests.support.champion import publish_champion
+from tests.support.cli import ROOT
+from tests.support.servers import free_port
+
+STRONG_TOKEN = "9f2c7a1e5b3d8064cafe2b71d9e4"
 
 
 @pytest.fixture
@@ -37,10 +43,60 @@ def client(limited, pipelines):
         yield client
 
 
-def test_text_in_a_number_field_is_a_422_naming_it(client):
-    response = client.post("/predict", json={"records": [{"surface_utile": "grand"}]})
+@pytest.mark.parametrize("value", ["grand", "12", False, True])
+def test_text_or_a_boolean_in_a_number_field_is_a_422_naming_it(client, value):
+    response = client.post("/predict", json={"records": [{"surface_utile": value}]})
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "records", 0, "surface_utile"]
+    body = response.json()
+    assert body["errors"][0]["loc"] == ["body", "records", 0, "surface_utile"]
+    assert body["detail"].startswith("records.0.surface_utile: Input should be a valid number")
+
+
+def test_a_lone_surrogate_is_a_422_not_a_500(client):
+    for body in (b'{"records": [{"secteur_activite": "\\ud800"}]}', b'{"records": "\\udfff"}'):
+        response = client.post(
+            "/predict", content=body, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+        assert "unpaired surrogate" in response.json()["detail"]
+    not_utf8 = client.post(
+        "/predict",
+        content=b'{"records": [{"x": "\xff"}]}',
+        headers={"content-type": "application/json"},
+    )
+    assert not_utf8.status_code == 422 and "not UTF-8" in not_utf8.json()["detail"]
+
+
+def test_a_surrogate_pair_is_text_like_any_other(client):
+    body = b'{"records": [{"secteur_activite": "\\ud83d\\ude00"}]}'
+    response = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200 and len(response.json()["predictions"]) == 1
+
+
+def test_every_error_has_a_text_detail(client):
+    missing_file = client.post("/predict/csv")
+    assert missing_file.status_code == 422
+    assert isinstance(missing_file.json()["detail"], str) and missing_file.json()["errors"]
+    broken_multipart = client.post(
+        "/predict/csv",
+        content=b"--x\r\nnope",
+        headers={"content-type": "multipart/form-data"},  # no boundary
+    )
+    assert broken_multipart.status_code == 400
+    assert isinstance(broken_multipart.json()["detail"], str)
+
+
+def test_unknown_keys_reach_the_answer(client):
+    cases = [{"surface_utile": 850, "conso_kwhep_m2an": 900}, {"surface": 850}]
+    first, second = client.post("/predict", json={"records": cases}).json()["predictions"]
+    assert first["label"] is not None
+    assert any("conso_kwhep_m2an" in w and "conso_kwhep_m2_an" in w for w in first["warnings"])
+    assert second["label"] is None and "surface" in second["error"]  # no known field at all
+
+
+def test_predictions_carry_warnings(client, records):
+    predictions = client.post("/predict", json={"records": records[:2]}).json()["predictions"]
+    assert all(isinstance(p["warnings"], list) for p in predictions)
 
 
 @pytest.mark.parametrize(
@@ -70,14 +126,16 @@ def test_official_names_in_json(client, records):
 
 
 def test_unacceptable_record_is_200_with_its_error(client, records):
-    cases = [records[0], {"secteur_activite": "Z : Zoo", "annee_construction": 1990.5}]
+    cases = [records[0], {"annee_construction": 1990.5}, {"secteur_activite": "Z : Zoo"}]
     response = client.post("/predict", json={"records": cases})
     assert response.status_code == 200
-    ok, refused = response.json()["predictions"]
+    ok, refused, unseen = response.json()["predictions"]
     assert ok["label"] is not None and ok["error"] is None
     assert refused["label"] is None and refused["probabilities"] is None
     assert "Année_construction=1990.5 is not an integer" in refused["error"]
-    assert "Secteur_activité='Z : Zoo' is not a category" in refused["error"]
+    # A category the model never saw is predicted, with a warning (DESIGN).
+    assert unseen["label"] is not None and unseen["error"] is None
+    assert any("Z : Zoo" in warning for warning in unseen["warnings"])
 
 
 def test_more_records_than_the_limit_is_413(client, records):
@@ -98,6 +156,15 @@ def test_an_unreadable_csv_is_422(client, content):
     assert response.status_code == 422 and response.json()["detail"]
 
 
+def test_a_csv_with_none_of_the_fields_is_refused_naming_them(client):
+    data = b"name,price,colour\nhall,12,red\n"
+    response = client.post("/predict/csv", files={"file": ("other.csv", data)})
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert "Surface_utile" in detail or "surface_utile" in detail, detail
+    assert "/tmp" not in detail and "dpe-api-predict" not in detail
+
+
 def test_csv_route_answers_csv_with_counts(client):
     data = "Surface_utile;Conso_kWhep/m²/an\n250,5;120\n0;80\n".encode("cp1252")
     response = client.post("/predict/csv", files={"file": ("in.csv", data)})
@@ -105,7 +172,8 @@ def test_csv_route_answers_csv_with_counts(client):
     assert (response.headers["x-rows"], response.headers["x-rejected"]) == ("2", "1")
     lines = response.content.decode("utf-8").splitlines()
     assert lines[0].startswith("Surface_utile,Conso_kWhep/m²/an,predicted_label,proba_A")
-    assert lines[1].startswith('"250,5",120,') and lines[2].endswith("Surface_utile=0 must be > 0")
+    # The last two columns: error, then warning (empty).
+    assert lines[1].startswith('"250,5",120,') and lines[2].endswith("Surface_utile=0 must be > 0,")
 
 
 def test_admin_reload_token(client):
@@ -147,11 +215,83 @@ def test_a_swap_spares_the_requests_in_flight(limited, pipelines, records):
     assert in_flight.predict(records[:2])[0]["label"] is not None
 
 
-@pytest.mark.parametrize("token", ["", DEFAULT_API_TOKEN])
-def test_production_refuses_a_missing_or_default_token(settings, token):
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [
+        ("", "is empty"),
+        (DEFAULT_API_TOKEN, "is the default one"),
+        ("Change-Me", "is the default one"),
+        (" " * 30, "is empty|contains whitespace"),
+        ("x", "has 1 characters, fewer than 24"),
+        ("a" * 40, "has fewer than 10 distinct characters"),
+        ("abc" * 10, "has fewer than 10 distinct characters"),
+        ("9f2c7a1e5b3d 8064cafe2b71d9e4", "contains whitespace"),
+    ],
+)
+def test_production_refuses_a_weak_token(settings, token, why):
     prod = settings.model_copy(update={"env": "production", "api_token": token})
-    with pytest.raises(Exception, match="DPE_API_TOKEN"), TestClient(create_app(prod)):
+    with (
+        pytest.raises(DpeError, match=f"strong DPE_API_TOKEN: it ({why})"),
+        TestClient(create_app(prod)),
+    ):
         pass
+
+
+def test_production_refuses_a_weak_predict_token(settings):
+    prod = settings.model_copy(
+        update={"env": "production", "api_token": STRONG_TOKEN, "predict_token": "short"}
+    )
+    with pytest.raises(DpeError, match="strong DPE_PREDICT_TOKEN"), TestClient(create_app(prod)):
+        pass
+
+
+def test_failed_admin_attempts_slide_out_of_the_window():
+    now = [0.0]
+    attempts = FailedAttempts(5, clock=lambda: now[0])
+    for _ in range(4):
+        attempts.add("10.0.0.1")
+    assert attempts.retry_after("10.0.0.1") == 0
+    attempts.add("10.0.0.1")
+    assert attempts.retry_after("10.0.0.1") == FAILURE_WINDOW_S + 1
+    assert attempts.retry_after("10.0.0.2") == 0  # per client
+    now[0] = FAILURE_WINDOW_S / 2
+    assert 0 < attempts.retry_after("10.0.0.1") <= FAILURE_WINDOW_S / 2 + 1
+    now[0] = FAILURE_WINDOW_S + 0.1
+    assert attempts.retry_after("10.0.0.1") == 0
+
+
+def test_predict_token_when_set(limited, pipelines, records):
+    guarded = limited.model_copy(update={"predict_token": STRONG_TOKEN})
+    publish_champion(guarded, pipelines["1"], 1)
+    with TestClient(create_app(guarded)) as client:
+        wait_until(lambda: client.get("/health").status_code == 200, what="champion loaded")
+        body = {"records": records[:1]}
+        assert client.post("/predict", json=body).status_code == 401
+        wrong = client.post("/predict", json=body, headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and "DPE_PREDICT_TOKEN" in wrong.json()["detail"]
+        assert client.post("/predict/csv", files={"file": ("a.csv", b"x\n1\n")}).status_code == 401
+        right = {"Authorization": f"Bearer {STRONG_TOKEN}"}
+        assert client.post("/predict", json=body, headers=right).status_code == 200
+        assert client.get("/health").status_code == 200  # only /predict* is guarded
+
+
+def test_docs_work_offline(client):
+    for page in ("/docs", "/redoc"):
+        response = client.get(page)
+        assert response.status_code == 200
+        html = response.text
+        assert "http://" not in html and "https://" not in html and "//" + "cdn" not in html
+        urls = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(
+            r'(?:url|openapi_url)\s*[:=]\s*[\'"]([^\'"]+)[\'"]', html
+        )
+        assets = [url for url in urls if url.startswith("/docs-assets/")]
+        assert assets, html
+        for url in urls:
+            assert url.startswith("/"), url
+        for url in assets:
+            asset = client.get(url)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
+    assert client.get("/openapi.json").status_code == 200
 
 
 def test_production_uvicorn_exits_with_the_reason(tmp_path):
@@ -166,11 +306,14 @@ def test_production_uvicorn_exits_with_the_reason(tmp_path):
         timeout=60,
     )
     assert completed.returncode != 0
-    assert "refusing to start: DPE_ENV=production needs a DPE_API_TOKEN" in completed.stderr
+    # The logs are JSON lines on stdout (api.logs).
+    events = [json.loads(line)["event"] for line in completed.stdout.splitlines()]
+    reason = "refusing to start: DPE_ENV=production needs a strong DPE_API_TOKEN"
+    assert any(event.startswith(reason) for event in events)
 
 
 def test_production_with_a_real_token_starts(settings, pipelines):
-    prod = settings.model_copy(update={"env": "production", "api_token": "a-real-secret"})
+    prod = settings.model_copy(update={"env": "production", "api_token": STRONG_TOKEN})
     publish_champion(prod, pipelines["1"], 1)
     with TestClient(create_app(prod)) as client:
         wait_until(lambda: client.get("/health").status_code == 200, what="champion loaded")

@@ -26,14 +26,18 @@ import httpx
 import pandas as pd
 import pytest
 
-from core import registry, synth, train
+from core import registry, train
 from core.config import Settings
-from core.ingest import clean, ingest
-from core.monitoring import drift_report, labelled_rows, read_predictions
+from core.drift import drift_report, labelled_rows
+from core.ingest import ingest
+from core.prediction_store import read_predictions
 from core.schema import RECORD_FIELDS
+from core.validation import clean
 from core.warehouse import load_dataset
-from tests.conftest import ROOT, cli_env, run_cli
-from tests.servers import free_port, running
+from tests.support.cli import ROOT, cli_env, run_cli
+from tests.support.servers import free_port, running
+from tooling import synth
+from tooling.synth_tables import SECTORS
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +49,7 @@ CHUNK = 100
 
 def shifted_weights() -> dict[str, float]:
     """The generator's sector mix of labelled records, with « M » at 90 %."""
-    weights = {name: counts[0] + counts[1] for name, (counts, _, _) in synth.SECTORS.items()}
+    weights = {name: counts[0] + counts[1] for name, (counts, _, _) in SECTORS.items()}
     weights[SHOP] = 9 * sum(weight for name, weight in weights.items() if name != SHOP)
     return weights
 
@@ -74,7 +78,7 @@ def served(tmp_path_factory):
         mlflow_tracking_uri=f"sqlite:///{work / 'mlflow.db'}",
     )
     source = synth.write_csv(work / "training.csv", 3_000, seed=3)
-    version = ingest(settings, source=source, progress=False)["dataset_version"]
+    version = ingest(settings, source=source)["dataset_version"]
     run = train.train(settings, "building-only", "logreg", search="none")
     registry.promote(settings, run["run_id"])
     port = free_port()
@@ -161,10 +165,39 @@ def test_a_dataset_version_is_judged_on_the_records_it_added(served, tmp_path):
     assert payload["drift"] is False and payload["window"]["kind"] == "dataset"
 
     source = synth.write_csv(tmp_path / "shifted.csv", 900, seed=21, **shift())
-    added = ingest(settings, source=source, progress=False)["dataset_version"]
+    added = ingest(settings, source=source)["dataset_version"]
     code, payload, stderr = run_cli("drift", "--dataset", added, env=cli_env(settings))
     assert code == 0, stderr
     flagged = {name for name, f in payload["features"].items() if f["drift"]}
     assert flagged == SHIFTED_FEATURES
     assert payload["rows"]["current"] < 900  # only the added records, labelled and valid
     assert payload["label_shift"] is None and payload["volume"] is None
+
+
+def test_one_building_sent_again_and_again_is_not_called_drift(served):
+    """Issue 15.7: a client repeating one request is not a sample of buildings."""
+    settings, url, _ = served
+    shifted = as_json_records(clean(synth.generate_records(300, seed=12, **shift())))
+    since = send(url, shifted[:1] * SENT, settings)
+    report = drift_report(settings, since=since)
+    assert report["rows"]["current"] == SENT and not report["too_little_data"]
+    assert report["drift"] is False and report["verdict"] == "not a random sample"
+    assert report["sample_warning"] == report["message"]
+    assert f"the {SENT} current rows hold 1 distinct records" in report["message"]
+    assert not any(f["drift"] for f in report["features"].values())
+
+
+def test_drift_of_one_source_only(served):
+    settings, url, _ = served
+    since = send(url, as_json_records(clean(synth.generate_records(80, seed=2))), settings)
+    code, payload, stderr = run_cli(
+        "drift", "--since", since, "--source", "cli", env=cli_env(settings)
+    )
+    assert code == 0, stderr
+    assert payload["rows"]["current"] == 0 and payload["window"]["source"] == "cli"
+    api_only = drift_report(settings, since=since, source="api")
+    assert (
+        api_only["rows"]["current"] == 80 == drift_report(settings, since=since)["rows"]["current"]
+    )
+    code, _, stderr = run_cli("drift", "--source", "nowhere", env=cli_env(settings))
+    assert code == 2 and "invalid choice" in stderr

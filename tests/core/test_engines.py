@@ -9,7 +9,7 @@ from sklearn.ensemble import (
 )
 
 from core import engines
-from core.predict import TOLERANCE
+from core.champion import TOLERANCE
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ parameterised filters; the snapshot per dataset version; the warehouse never hel
 
 import subprocess
 import sys
-import textwrap
+import time
 from pathlib import Path
 
 import duckdb
@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import explore, warehouse
+from core import explore, explore_snapshot, warehouse
 from core.config import Settings
 from core.errors import DpeError
 from core.ingest import ingest
 from core.schema import COLUMNS, LABELS
-from core.synth import generate_records, write_csv
-from tests.conftest import ROOT
+from tests.support.cli import ROOT
+from tests.support.sources import held_by_another_process
+from tooling.synth import generate_records, write_csv
 
 SECTOR = "W : Administrations, banques, bureaux"
 
@@ -34,7 +35,7 @@ def loaded(tmp_path_factory):
     frame.loc[:4, "Surface_utile"] = "-5"  # five rejected records
     frame.to_csv(tmp / "records.csv", index=False)
     settings = make_settings(tmp / "home")
-    ingest(settings, source=tmp / "records.csv", progress=False)
+    ingest(settings, source=tmp / "records.csv")
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         rows = con.execute("SELECT * FROM dpe").df()
     return settings, rows
@@ -42,7 +43,7 @@ def loaded(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def snap(loaded):
-    return explore.snapshot(loaded[0])
+    return explore_snapshot.snapshot(loaded[0])
 
 
 def valid(rows: pd.DataFrame) -> pd.DataFrame:
@@ -178,9 +179,9 @@ def test_a_new_version_gets_a_new_snapshot_and_ingest_runs_beside_the_page(tmp_p
     """The page holds no connection to the warehouse: another process ingests freely."""
     settings = make_settings(tmp_path / "home")
     first = write_csv(tmp_path / "first.csv", 1000, seed=1)
-    ingest(settings, source=first, progress=False)
+    ingest(settings, source=first)
     version = warehouse.current_version(settings)
-    snap = explore.snapshot(settings, version)
+    snap = explore_snapshot.snapshot(settings, version)
     assert snap.version == version and snap.rows == 1000
 
     second = write_csv(tmp_path / "second.csv", 1000, seed=2)
@@ -195,37 +196,28 @@ def test_a_new_version_gets_a_new_snapshot_and_ingest_runs_beside_the_page(tmp_p
     assert completed.returncode == 0, completed.stderr[-2000:]
     new_version = warehouse.current_version(settings)
     assert new_version != version
-    assert explore.snapshot(settings, version) is snap  # what the caller asked for
-    rebuilt = explore.snapshot(settings, new_version)
+    assert explore_snapshot.snapshot(settings, version) is snap  # what the caller asked for
+    rebuilt = explore_snapshot.snapshot(settings, new_version)
     assert rebuilt.version == new_version and rebuilt.rows == 2000
     assert explore.kpis(rebuilt, explore.Filters(include_rejected=True))["records"] == 2000
 
 
-def test_a_busy_warehouse_is_a_clear_error(tmp_path, monkeypatch):
+def test_explore_reads_the_last_commit_while_another_process_ingests(tmp_path):
+    """The page waited 28 s on the ingest's write lock; it reads the committed snapshot."""
     settings = make_settings(tmp_path / "home")
-    ingest(settings, source=write_csv(tmp_path / "r.csv", 1000, seed=4), progress=False)
-    holder = textwrap.dedent(f"""
-        import duckdb, sys, time
-        con = duckdb.connect({str(settings.duckdb_path)!r})
-        print("holding", flush=True)
-        time.sleep(30)
-    """)
-    process = subprocess.Popen(
-        [sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True, cwd=ROOT
-    )
-    try:
-        assert process.stdout.readline().strip() == "holding"
-        monkeypatch.setattr(warehouse, "LOCK_WAIT_S", 0.5)
-        with pytest.raises(DpeError, match="busy"):
-            explore.snapshot(make_settings(tmp_path / "home"))
-    finally:
-        process.kill()
-        process.wait()
+    ingest(settings, source=write_csv(tmp_path / "r.csv", 1000, seed=4))
+    version = warehouse.current_version(settings)
+    with held_by_another_process(settings):
+        started = time.monotonic()
+        snap = explore_snapshot.snapshot(make_settings(tmp_path / "home"))
+        assert time.monotonic() - started < 5  # was LOCK_WAIT_S, then "busy"
+        assert (snap.version, snap.rows) == (version, 1000)
+        assert explore.kpis(snap, explore.Filters(include_rejected=True))["records"] == 1000
 
 
 def test_no_data_is_a_clear_error(tmp_path):
     with pytest.raises(DpeError, match="no dataset yet"):
-        explore.snapshot(make_settings(tmp_path / "empty"))
+        explore_snapshot.snapshot(make_settings(tmp_path / "empty"))
 
 
 def test_null_profile_counts_bits_exactly():
@@ -236,7 +228,7 @@ def test_null_profile_counts_bits_exactly():
     frame = pd.DataFrame({"null_mask": masks, "rejected": False})
     con.register("frame", frame)
     con.execute("CREATE TABLE snap.explore AS SELECT * FROM frame")
-    snap = explore.Snapshot("v", len(frame), 0.0, con)
+    snap = explore_snapshot.Snapshot("v", len(frame), 0.0, con)
     profile = explore.null_profile(snap, explore.Filters()).set_index("field")
     names = [snake for _, snake, _ in COLUMNS]
     assert profile.loc[names[0], "missing"] == 3  # bit 0 is set in 1, (1<<62)|5 and 5

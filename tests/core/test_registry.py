@@ -13,13 +13,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core import registry
+from core.champion import load_champion
+from core.champion_store import CHAMPION_DIR, MANIFEST_PATH, current
 from core.errors import DpeError
 from core.feature_sets import FEATURE_SETS
-from core.predict import CHAMPION_DIR, MANIFEST_PATH, load_champion
 from core.schema import LABELS, RECORD_FIELDS
 from core.storage import Store
-from tests.conftest import cli_env, run_cli
-from tests.training import fast_train, home_with_data
+from tests.support.cli import cli_env, run_cli
+from tests.support.training import fast_train, home_with_data
 
 MANIFEST_KEYS = {
     "registered_model",
@@ -55,6 +56,12 @@ def local(trained, tmp_path):
     """The trained settings with a fresh local model store."""
     settings, runs = trained
     return settings.model_copy(update={"model_store_uri": f"file://{tmp_path}/store"}), runs
+
+
+def stored_manifest(settings) -> dict | None:
+    """The manifest the store holds, as JSON data, read through the champion-store contract."""
+    manifest = current(Store(settings))
+    return None if manifest is None else manifest.to_dict()
 
 
 def stored_files(store: Store, manifest: dict) -> dict[str, str]:
@@ -112,7 +119,7 @@ def test_promote_exports_the_model_then_switches_the_manifest(local, monkeypatch
 
     model = pickle.loads(store.read_bytes(f"{CHAMPION_DIR}/{manifest['model_file']}"))
     assert model.predict([RECORD])[0] in LABELS
-    assert registry.current_champion(settings) == manifest
+    assert stored_manifest(settings) == manifest
     alias = MlflowClient(settings.tracking_uri).get_model_version_by_alias(
         settings.registered_model_name, "champion"
     )
@@ -125,7 +132,7 @@ def test_promoting_an_older_run_again_switches_back_to_its_version(local):
     second = registry.promote(settings, runs["rf"])
     again = registry.promote(settings, runs["rules"])
     assert again["model_version"] == first["model_version"] != second["model_version"]
-    manifest = registry.current_champion(settings)
+    manifest = stored_manifest(settings)
     assert manifest["run_id"] == runs["rules"]
     assert manifest["model_version"] == first["model_version"]
     store = Store(settings)
@@ -165,7 +172,7 @@ def test_promote_to_s3_over_http_and_serve_from_it(trained, s3_endpoint, s3_buck
     )
     result = registry.promote(settings, runs["rf"])
     assert result["manifest"] == f"s3://{s3_bucket}/prefix/{MANIFEST_PATH}"
-    manifest = registry.current_champion(settings)
+    manifest = stored_manifest(settings)
     assert stored_files(Store(settings), manifest) == manifest["files"]
     champion = load_champion(settings)  # the serving code's own loader and checks
     (prediction,) = champion.predict([RECORD])
@@ -174,7 +181,7 @@ def test_promote_to_s3_over_http_and_serve_from_it(trained, s3_endpoint, s3_buck
 
 def test_current_champion_is_none_before_any_promotion(local):
     settings, _ = local
-    assert registry.current_champion(settings) is None
+    assert stored_manifest(settings) is None
 
 
 def test_promotion_errors_are_one_line(local, trained):
@@ -238,7 +245,7 @@ def test_cli_promote_and_runs(local):
     code, result, stderr = run_cli("promote", runs["rules"], env=env)
     assert code == 0, stderr
     assert set(result) >= {"model_version", "run_id", "uri"}
-    assert registry.current_champion(settings)["run_id"] == runs["rules"]
+    assert stored_manifest(settings)["run_id"] == runs["rules"]
     code, result, stderr = run_cli("promote", "nope", env=env)
     assert code == 2 and result is None
     assert stderr.strip().splitlines()[-1].startswith("error: unknown run id 'nope'")
@@ -256,7 +263,7 @@ def test_train_and_promote_through_a_real_mlflow_server(tmp_path, mlflow_server)
     assert model.predict(pd.DataFrame([RECORD]))[0] in LABELS
 
     result = registry.promote(settings, trained["run_id"])
-    manifest = registry.current_champion(settings)
+    manifest = stored_manifest(settings)
     assert manifest["model_version"] == result["model_version"]
     assert stored_files(Store(settings), manifest) == manifest["files"]
     assert registry.run_details(settings, trained["run_id"])["artifacts"]

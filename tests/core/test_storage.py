@@ -4,7 +4,7 @@ import pytest
 
 from core.errors import DpeError
 from core.storage import Store, store_error
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 @pytest.fixture(params=["local", "s3"])

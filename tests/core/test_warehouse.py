@@ -10,15 +10,21 @@ from core import warehouse
 from core.errors import DpeError
 from core.ingest import ingest
 from core.storage import Store
-from tests.conftest import cli_env, run_cli
-from tests.data.sources import records, sample_records, state, write_csv
-from tests.servers import free_port
+from tests.support.cli import cli_env, run_cli
+from tests.support.servers import free_port
+from tests.support.sources import (
+    held_by_another_process,
+    records,
+    sample_records,
+    state,
+    write_csv,
+)
 
 
 @pytest.fixture
 def ingested(settings, tmp_path):
     """The six sample records ingested; returns the ingest's result."""
-    return ingest(settings, write_csv(sample_records(), tmp_path / "s.csv"), progress=False)
+    return ingest(settings, write_csv(sample_records(), tmp_path / "s.csv"))
 
 
 def test_empty_warehouse(settings):
@@ -39,7 +45,7 @@ def test_status_and_versions(settings, ingested, tmp_path):
     assert status["created_at"].endswith("+00:00")
 
     more = pd.concat([sample_records(), records([{"N°DPE": "T7", "Etiquette_DPE": "G"}])])
-    second = ingest(settings, write_csv(more, tmp_path / "more.csv"), progress=False)
+    second = ingest(settings, write_csv(more, tmp_path / "more.csv"))
     versions = warehouse.list_versions(settings)
     assert [v["version"] for v in versions] == [
         second["dataset_version"],
@@ -97,7 +103,7 @@ def test_datasets_on_s3(settings, s3_endpoint, s3_bucket, tmp_path):
     on_s3 = settings.model_copy(
         update={"model_store_uri": f"s3://{s3_bucket}/dpe", "s3_endpoint_url": s3_endpoint}
     )
-    result = ingest(on_s3, write_csv(sample_records(), tmp_path / "s.csv"), progress=False)
+    result = ingest(on_s3, write_csv(sample_records(), tmp_path / "s.csv"))
     assert (
         result["snapshot"] == f"s3://{s3_bucket}/dpe/datasets/{result['dataset_version']}.parquet"
     )
@@ -117,7 +123,7 @@ def test_store_down_at_ingest_changes_nothing(settings, ingested, tmp_path):
     before = state(settings)
     more = pd.concat([sample_records(), records([{"N°DPE": "T7"}])])
     with pytest.raises(DpeError, match="^object store s3://bucket/dpe/datasets/.* unreachable"):
-        ingest(down, write_csv(more, tmp_path / "more.csv"), progress=False)
+        ingest(down, write_csv(more, tmp_path / "more.csv"))
     assert state(settings) == before
 
 
@@ -126,7 +132,7 @@ def test_readers_in_the_ingesting_process_see_the_last_commit(settings, ingested
     more = pd.concat([sample_records(), records([{"N°DPE": f"N{i}"} for i in range(200)])])
     source = write_csv(more, tmp_path / "more.csv")
     seen = []
-    thread = threading.Thread(target=lambda: ingest(settings, source, progress=False))
+    thread = threading.Thread(target=lambda: ingest(settings, source))
     thread.start()
     while thread.is_alive():
         seen.append(warehouse.status(settings)["rows"])
@@ -150,3 +156,38 @@ def test_cli_status_without_data_exits_non_zero(settings):
     code, payload, stderr = run_cli("status", "--quiet-if-data", env=cli_env(settings))
     assert (code, payload) == (2, None)
     assert stderr.strip().splitlines() == [f"error: {warehouse.NO_DATA}"]
+
+
+def test_readers_never_wait_for_another_process_ingest(settings, ingested, tmp_path, monkeypatch):
+    """Home showed "No data yet" after 29 s while an ingest held the database: readers see
+    the last commit at once, and are told an ingest is running."""
+    with held_by_another_process(settings):
+        started = time.monotonic()
+        status = warehouse.status(settings)
+        profile = warehouse.describe(settings)
+        versions = warehouse.list_versions(settings)
+        assert time.monotonic() - started < 5
+        assert status["ingest_running"] is True
+        assert (
+            status["dataset_version"] == ingested["dataset_version"] == profile["dataset_version"]
+        )
+        assert (status["rows"], profile["rejected"]) == (6, 3)
+        assert [v["version"] for v in versions] == [ingested["dataset_version"]]
+        # A second ingest waits for the holder, then says so without its PID.
+        monkeypatch.setattr(warehouse, "LOCK_WAIT_S", 0.5)
+        with pytest.raises(DpeError, match="^another ingest is running") as error:
+            ingest(settings, write_csv(sample_records(), tmp_path / "again.csv"))
+        assert "PID" not in str(error.value) and "\n" not in str(error.value)
+    assert warehouse.status(settings)["ingest_running"] is False
+
+
+def test_readers_during_an_ingest_read_the_snapshot_from_s3(
+    settings, s3_endpoint, s3_bucket, tmp_path
+):
+    on_s3 = settings.model_copy(
+        update={"model_store_uri": f"s3://{s3_bucket}/dpe", "s3_endpoint_url": s3_endpoint}
+    )
+    result = ingest(on_s3, write_csv(sample_records(), tmp_path / "s.csv"))
+    with held_by_another_process(on_s3):
+        profile = warehouse.describe(on_s3)
+    assert (profile["dataset_version"], profile["rows"]) == (result["dataset_version"], 6)

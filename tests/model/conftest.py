@@ -1,7 +1,7 @@
 """Models the behavioural tests question, trained once per session through `core.train`
-(logged to MLflow, loaded back from it): the rule model, a with-consumption forest and the
-scale model, on the real ADEME sample when it is present, else on generated records (a
-fresh clone)."""
+(logged to MLflow, loaded back from it): the rule model, the sector-scale model, a
+with-consumption forest and the scale model, on the real ADEME sample when it is present,
+else on generated records (a fresh clone)."""
 
 from dataclasses import dataclass
 
@@ -12,7 +12,7 @@ import pytest
 
 from core import warehouse
 from core.train import labelled_rows
-from tests.training import fast_train, home_with_data
+from tests.support.training import fast_train, home_with_data
 
 
 @dataclass
@@ -41,7 +41,7 @@ def trained_home(tmp_path_factory, training_source):
 def models(trained_home) -> dict[str, Trained]:
     found = {}
     trees = {"classify__n_estimators": 100}
-    for family, params in (("rules", {}), ("rf", trees), ("scale", trees)):
+    for family, params in (("rules", {}), ("sector-scale", {}), ("rf", trees), ("scale", trees)):
         result = fast_train(trained_home, family, params=params)
         model = mlflow.sklearn.load_model(result["model_uri"])
         found[family] = Trained(model, result["model_uri"], family, result["metrics"])

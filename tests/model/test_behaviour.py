@@ -1,6 +1,6 @@
-"""Behavioural tests (Made With ML style) of the rule model, a with-consumption forest and
-the scale model: directional expectations, invariances, robustness to odd input, single vs
-batch."""
+"""Behavioural tests (Made With ML style) of the rule model, the sector-scale model, a
+with-consumption forest and the scale model: directional expectations, invariances,
+robustness to odd input, single vs batch."""
 
 import json
 import os
@@ -18,10 +18,10 @@ from core import warehouse
 from core.evaluate import label_indices, monotonicity_violations, non_monotone
 from core.models import label_index_from_proba
 from core.schema import LABELS
-from core.train import SEED, TEST_SIZE, _split, labelled_rows
+from core.train import SEED, TEST_SIZE, held_out
 
-FAMILIES = ["rules", "rf", "scale"]
-MONOTONE = ["rules", "scale"]  # by construction; the forest is not (measured below)
+FAMILIES = ["rules", "sector-scale", "rf", "scale"]
+MONOTONE = ["rules", "sector-scale", "scale"]  # by construction; the forest is not (measured)
 ODD_RECORDS = [
     {},  # every field missing
     {"conso_kwhep_m2_an": 120.0},
@@ -47,8 +47,7 @@ def test_how_often_a_model_is_not_monotone_is_measured_and_logged(models, traine
     with-consumption run logs the fraction of its test buildings that get a better label
     somewhere as only their consumption rises; 0 for the rules and the scale model."""
     _, frame = warehouse.load_dataset(trained_home)
-    X, y = labelled_rows(frame, "with-consumption")
-    _, X_test, _, _ = _split(X, y, TEST_SIZE, SEED)  # the split train() held out
+    X_test = held_out(frame, "with-consumption", "time", TEST_SIZE, SEED).X_test  # train()'s
     client = MlflowClient(trained_home.tracking_uri)
     for family, trained in models.items():
         run_id = mlflow.models.get_model_info(trained.model_uri).run_id
@@ -90,6 +89,33 @@ def test_unknown_categories_and_missing_fields_do_not_crash(models, family):
     assert proba.shape == (len(ODD_RECORDS), len(model.classes_))
     assert np.allclose(proba.sum(axis=1), 1.0)
     assert set(model.predict(ODD_RECORDS)) <= set(LABELS)
+
+
+# ERP types the ADEME sample lacks (issue 12), and a free-text sector.
+NEW_SECTORS = [
+    "PA : Établissements de plein air",
+    "CTS : Chapiteaux, tentes et structures",
+    "SG : Structures gonflables",
+    "PS : Parcs de stationnement couverts",
+    "GA : Gares accessibles au public",
+    "OA : Hôtels-restaurants d'altitude",
+    "EF : Établissements flottants",
+    "REF : Refuges de montagne",
+    "maison des associations",
+]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_sector_never_seen_in_training_is_predicted(models, buildings, family):
+    """An unseen sector is unknown to the encoder, not a reason to refuse the record: the
+    model gives a label, and the scale-based models stay monotone in the consumption."""
+    model = models[family].model
+    base = buildings.iloc[0].to_dict()
+    records = [{**base, "secteur_activite": sector} for sector in NEW_SECTORS]
+    assert set(model.predict(records)) <= set(LABELS)
+    assert np.allclose(model.predict_proba(records).sum(axis=1), 1.0)
+    if family in MONOTONE:
+        assert not non_monotone(model, records).any()
 
 
 def with_gaps(buildings: pd.DataFrame) -> list[dict]:
@@ -141,7 +167,7 @@ def test_mlflow_pyfunc_gives_one_record_the_label_it_gives_in_a_batch(models, bu
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["rf", "scale"])
+@pytest.mark.parametrize("family", ["rf", "scale", "sector-scale"])
 def test_the_logged_model_loads_without_this_repository(models, buildings, tmp_path, family):
     """`mlflow models serve` imports the model from its own code/ copy of `core`."""
     model_uri = models[family].model_uri

@@ -1,8 +1,13 @@
-"""Compare: empty state; runs side by side; promotion after a confirmation."""
+"""Compare: empty state; building-only and label-leaking runs ranked apart; side by side;
+the rule baseline said plainly; promotion after a confirmation, never of the champion."""
 
-from tests.pages.conftest import assert_clean, open_page, texts
+from core import champion_store
+from core.config import get_settings
+from core.storage import Store
+from tests.support.pages import assert_clean, open_page, texts
 
-PAGE = "pages/3_Compare.py"
+PAGE = "views/compare.py"
+BUILDING, LEAKING, PARAMS = 0, 1, 2  # the page's dataframes, in order
 
 
 def test_empty_install_says_there_are_no_runs(empty_env):
@@ -12,21 +17,39 @@ def test_empty_install_says_there_are_no_runs(empty_env):
     assert "No champion yet" in texts(app.markdown)
 
 
-def test_runs_side_by_side_with_the_champion_shown(data_env, data_home):
+def test_runs_ranked_by_kind_with_the_champion_shown(data_env, data_home):
     _, built = data_home
     app = open_page(PAGE)
     assert_clean(app)
     champion = built["promote"]["model_version"]
     assert f"v{champion}" in texts(app.markdown)
-    listed = app.dataframe[0].value
-    assert {built["train"]["run_id"][:8], built["rules"]["run_id"][:8]} <= set(listed["run"])
-    assert "★" in set(listed[""])
+    headers = [s.value for s in app.subheader]
+    assert "Building-only runs" in headers
+    assert "Runs with the consumption (label-leaking)" in headers
+    building = app.dataframe[BUILDING].value
+    leaking = app.dataframe[LEAKING].value
+    assert set(building["Run"]) == {built["train"]["run_id"][:8]}
+    assert set(leaking["Run"]) == {built["rules"]["run_id"][:8]}
+    assert list(building["Champion"]) == ["★"]
+    assert "Monotonicity violations" in leaking.columns
+    # Readable column names and model names: no snake_case reaches the table.
+    for table in (building, leaking):
+        assert not [c for c in table.columns if "_" in c], list(table.columns)
+    assert set(building["Model"]) == {"Logistic regression"}
     assert len(app.multiselect(key="compare_selected").value) == 2
     assert len(app.get("plotly_chart")) == 2  # headline metrics, per-class bars
-    params = app.dataframe[1].value
+    params = app.dataframe[PARAMS].value
     assert "model" in params.index and params.shape[1] == 2
     app.radio(key="compare_per_class_metric").set_value("recall").run()
     assert_clean(app)
+
+
+def test_mlflow_links_go_to_training_runs_and_model_versions(data_env):
+    app = open_page(PAGE)
+    urls = {b.proto.label: b.proto.url for b in app.get("link_button")}
+    assert urls["Training runs in MLflow"].endswith("/runs")
+    assert "/#/experiments/" in urls["Training runs in MLflow"]
+    assert urls["Registered model versions in MLflow"].endswith("/#/models/dpe")
 
 
 def test_filters_narrow_the_runs(data_env, data_home):
@@ -34,14 +57,33 @@ def test_filters_narrow_the_runs(data_env, data_home):
     app = open_page(PAGE)
     app.multiselect(key="compare_filter_features").set_value(["with-consumption"]).run()
     assert_clean(app)
-    assert set(app.dataframe[0].value["run"]) == {built["rules"]["run_id"][:8]}
+    assert len(app.dataframe) == 1  # only the label-leaking table is left
+    assert set(app.dataframe[0].value["Run"]) == {built["rules"]["run_id"][:8]}
     assert "Choose at least two runs" in texts(app.info)
 
 
-def test_promotion_needs_a_confirmation(own_data_env, data_home):
+def test_a_with_consumption_model_is_measured_against_the_rules(own_data_env, data_home):
+    from core import train
+
     _, built = data_home
-    rules_run = built["rules"]["run_id"]
+    trained = train.train(own_data_env, "with-consumption", "logreg", search="none")
+    metrics = trained["metrics"]
+    beats = metrics["macro_f1"] > metrics["baseline_rules_macro_f1"]
     app = open_page(PAGE)
+    assert_clean(app)
+    verdicts = app.dataframe[LEAKING].value.set_index("Run")["Against the rules"]
+    expected = "beats the rules" if beats else "does not beat the rules"
+    assert verdicts[trained["run_id"][:8]].startswith(expected)
+    assert verdicts[built["rules"]["run_id"][:8]] == ""  # the rules themselves
+    app.selectbox(key="compare_promote_run").set_value(trained["run_id"]).run()
+    assert ("does not beat the rules" in texts(app.warning)) == (not beats)
+
+
+def test_promotion_needs_a_confirmation_and_never_offers_the_champion(own_data_env, data_home):
+    _, built = data_home
+    rules_run, champion_run = built["rules"]["run_id"], built["train"]["run_id"]
+    app = open_page(PAGE)
+    assert champion_run not in app.selectbox(key="compare_promote_run").options
     app.selectbox(key="compare_promote_run").set_value(rules_run).run()
     assert app.button(key="compare_promote").disabled
     app.checkbox(key="compare_promote_confirm").check().run()
@@ -49,20 +91,39 @@ def test_promotion_needs_a_confirmation(own_data_env, data_home):
     app.button(key="compare_promote").click().run()
     assert_clean(app)
     assert f"Run {rules_run[:8]} is champion version" in texts(app.success)
-    from core import registry
-    from core.config import get_settings
-
-    manifest = registry.current_champion(get_settings())
+    manifest = champion_store.current(Store(get_settings())).to_dict()
     assert manifest["run_id"] == rules_run
     assert f"v{manifest['model_version']}" in texts(app.markdown)
+    # The new champion is not offered to replace itself.
+    offered = app.selectbox(key="compare_promote_run")
+    assert rules_run not in offered.options
+    assert rules_run[:8] not in app.checkbox(key="compare_promote_confirm").label
 
 
 def test_mlflow_down_is_a_warning_not_an_error(empty_env, monkeypatch):
-    from core.config import get_settings
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
     get_settings.cache_clear()
     app = open_page(PAGE)
     assert_clean(app)
     assert "unreachable" in texts(app.warning)
+
+
+def test_a_backtest_shows_next_to_the_rules(own_data_env):
+    from core.backtest import backtest
+
+    result = backtest(own_data_env, "building-only", "logreg", windows=2)
+    app = open_page(PAGE)
+    assert_clean(app)
+    assert "Back-tests on later records" in [s.value for s in app.subheader]
+    tables = [d.value for d in app.dataframe if "Rules mean macro-F1" in d.value.columns]
+    assert len(tables) == 1
+    row = tables[0].iloc[0]
+    assert row["Model"] == "Logistic regression" and row["Feature set"] == "building-only"
+    assert row["Mean macro-F1"] == round(result.mean_macro_f1, 3)
+    assert row["Rules mean macro-F1"] == round(result.rules_mean_macro_f1, 3)
+    beats = result.mean_macro_f1 > result.rules_mean_macro_f1
+    assert row["Against the rules"].startswith("beats" if beats else "does not beat")
+    # A back-test trained no model: it is not listed with the runs to promote.
+    assert result.run_id not in app.selectbox(key="compare_promote_run").options

@@ -2,10 +2,11 @@
 A–G scale with the probabilities, the official-scale label and the champion that answered."""
 
 from core.scales import distance_to_better_class, family_for_sector, label_for
-from tests.pages.conftest import assert_clean, open_page, texts
+from tests.support.pages import assert_clean, open_page, texts
 
-PAGE = "pages/4_Predict.py"
+PAGE = "views/predict.py"
 SECTOR = "W : Administrations, banques, bureaux"
+UNSEEN = "PA : Établissements de plein air"  # an ERP type the sample lacks
 
 
 def test_empty_install_says_there_is_no_champion(empty_env):
@@ -21,7 +22,8 @@ def test_form_follows_the_champion_schema(data_env, data_home):
     sector = app.selectbox(key="predict_secteur_activite")
     assert sector.value is None and SECTOR in sector.options
     surface = app.number_input(key="predict_surface_utile")
-    assert surface.value is None and "m²" in surface.label
+    assert surface.value is None and surface.label == "Usable floor area (m²)"
+    assert sector.label == "Activity sector"  # English labels, not ADEME's French
     assert surface.max == 1_000_000
     assert f"v{built['promote']['model_version']}" in texts(app.caption)
 
@@ -61,11 +63,13 @@ def test_consumption_gives_the_official_label_and_distance(data_env):
     family = family_for_sector(SECTOR)
     assert label_for(260.0, family) == "D"
     info = texts(app.info)
-    assert "260 kWhEP/m²/an is label **D**" in info
+    assert "260 kWhEP/m²/yr is label **D**" in info
+    assert "offices, administration, education" in info  # the scale's family, in English
     distance = distance_to_better_class(260.0, family)
-    assert f"{distance:g} kWhEP/m²/an above the upper bound of C (210)" in info
+    assert f"{distance:g} kWhEP/m²/yr above the upper bound of C (210)" in info
     scale = app.get("html")[0].proto.body
-    assert "official scale" in scale and "≤ 210" in scale
+    assert "official scale" in scale and "110 &lt; x ≤ 210" in scale
+    assert "&lt; ≤" not in scale  # issue 15.8: the range names its variable
 
 
 def test_without_consumption_the_page_says_how_to_get_the_official_label(data_env):
@@ -74,4 +78,24 @@ def test_without_consumption_the_page_says_how_to_get_the_official_label(data_en
     app.form_submit_button[0].click()
     app.run()
     assert_clean(app)
-    assert "Enter the primary consumption" in texts(app.caption)
+    assert "Enter the primary energy use" in texts(app.caption)
+
+
+def test_a_sector_the_model_never_saw_is_predicted_with_a_notice(data_env):
+    """Issue 12: an ERP type the sample lacks is typed in; the page predicts it and lists
+    the champion's warnings instead of refusing the record."""
+    app = open_page(PAGE)
+    sector = app.selectbox(key="predict_secteur_activite")
+    assert UNSEEN not in sector.options
+    # What the browser sends when a value is typed in (accept_new_options): AppTest only
+    # sends values from the options list, so the typed value is added to it first.
+    sector.options.append(UNSEEN)
+    sector.set_value(UNSEEN)
+    app.number_input(key="predict_surface_utile").set_value(850.0)
+    app.form_submit_button[0].click()
+    app.run()
+    assert_clean(app)
+    assert app.subheader[0].value.removeprefix("Predicted label: ") in list("ABCDEFG")
+    notice = texts(app.warning)
+    assert "Predicted, but" in notice
+    assert UNSEEN in notice and "never saw" in notice

@@ -1,0 +1,193 @@
+"""Train: one model run (feature set, model family, search, CV folds), tracked in MLflow."""
+
+import streamlit as st
+
+from core import train, warehouse
+from core.errors import DpeError
+from core.feature_sets import FEATURE_SETS
+from core.models import DEFAULT_MODELS, FAMILIES, NEEDS_CONSUMPTION, SEARCHES
+from ui import charts, frame, runs
+from ui.estimate import training_estimate
+from ui.format import (
+    BASELINE_LABELS,
+    SEARCH_LABELS,
+    feature_set_help,
+    leakage_note,
+    model_label,
+    short,
+)
+from ui.labels import label
+from ui.links import run_url
+
+# Log loss is not compared with a baseline: the baselines give hard labels, whose log
+# loss only measures the clipping of a probability of 0.
+COMPARED = ("accuracy", "macro_f1", "balanced_accuracy")
+SHOWN = (*COMPARED, "log_loss")
+
+context = frame.context()
+settings, status = context.settings, context.needed_dataset()
+
+try:
+    versions = [row["version"] for row in warehouse.list_versions(settings)]
+except DpeError as error:
+    st.warning(str(error), icon=":material/hourglass_empty:")
+    st.stop()
+left, right = st.columns(2)
+feature_set = left.selectbox(
+    "Feature set",
+    list(FEATURE_SETS),
+    index=list(FEATURE_SETS).index("building-only"),
+    key="train_features",
+    help=feature_set_help(),
+)
+families = [
+    family
+    for family in FAMILIES
+    if family not in NEEDS_CONSUMPTION or FEATURE_SETS[feature_set].has_consumption
+]
+model = right.selectbox(
+    "Model",
+    families,
+    index=families.index(DEFAULT_MODELS[feature_set]),  # the CLI's defaults
+    format_func=model_label,
+    key="train_model",
+)
+search = left.selectbox(
+    "Hyper-parameter search",
+    list(SEARCHES),
+    index=list(SEARCHES).index("grid"),  # the CLI's default
+    format_func=lambda name: SEARCH_LABELS[name],
+    key="train_search",
+    disabled=model == "rules",
+    help="The search scores each candidate by macro-F1 with k-fold cross-validation on the "
+    "training part.",
+)
+cv = right.slider(
+    "Cross-validation folds",
+    2,
+    10,
+    5,
+    key="train_cv",
+    disabled=search == "none" or model == "rules",
+)
+dataset = left.selectbox(
+    "Dataset version",
+    versions,
+    format_func=lambda v: f"{v} (current)" if v == status["dataset_version"] else v,
+    key="train_dataset",
+)
+note = leakage_note(feature_set)
+if note:
+    st.warning(note, icon=":material/water_drop:")
+else:
+    fields = ", ".join(label(f) for f in FEATURE_SETS[feature_set].fields)
+    st.caption(f"`{feature_set}`: {fields}.")
+
+search = "none" if model == "rules" else search
+estimate = training_estimate(model, search, cv, status["labelled"])
+st.caption(f":material/timer: {estimate}")
+
+if st.button("Train", key="train_run", type="primary", icon=":material/play_arrow:"):
+    bar = st.progress(0.0, text="starting")
+
+    def progress(fraction: float, message: str) -> None:
+        bar.progress(min(1.0, max(0.0, float(fraction))), text=message)
+
+    try:
+        trained = train.train(
+            settings,
+            feature_set,
+            model,
+            search=search,
+            cv=cv,
+            dataset_version=dataset,
+            progress=progress,
+        )
+    except DpeError as error:
+        bar.empty()
+        st.warning(f"Training failed: {error}", icon=":material/warning:")
+        st.stop()
+    bar.empty()
+    st.session_state["train_result"] = trained
+    runs.clear_runs()
+
+result = st.session_state.get("train_result")
+if result is None:
+    st.stop()
+
+try:
+    details = runs.run_view(settings, result["run_id"])
+except DpeError as error:  # MLflow went away since the run was logged
+    st.warning(str(error), icon=":material/warning:")
+    details = {}
+metrics = result["metrics"]
+st.subheader(f"Run `{short(result['run_id'], 8)}`: {model_label(result['model'])}")
+split = result.get("split", "random")
+tested = (
+    f"the newest records, {result['test_from']} to {result['test_to']}"
+    if split == "time" and result.get("test_from")
+    else "a stratified random hold-out"
+)
+st.caption(
+    f"`{result['feature_set']}` · search: {SEARCH_LABELS.get(result['search'], result['search'])}"
+    f" · dataset `{short(result['dataset_version'])}` · {result['train_rows']:,} training rows, "
+    f"{result['test_rows']:,} test rows ({tested})."
+)
+baseline = FEATURE_SETS[result["feature_set"]].baseline
+is_baseline = result["model"] == "rules" and baseline == "rules"
+for column, name in zip(st.columns(len(SHOWN)), SHOWN, strict=True):
+    value = metrics.get(name)
+    reference = None if is_baseline else metrics.get(f"baseline_{baseline}_{name}")
+    delta = None
+    if name in COMPARED and value is not None and reference is not None:
+        delta = f"{value - reference:+.3f} vs {BASELINE_LABELS[baseline]}"
+    column.metric(label(name), "—" if value is None else f"{value:.3f}", delta)
+if is_baseline:
+    st.caption("This run is the rule baseline itself: the official scales applied as they are.")
+else:
+    st.caption(
+        f"Deltas: against the {BASELINE_LABELS[baseline]} on the same test split "
+        + ("(the official scales)." if baseline == "rules" else "(always the most frequent label).")
+    )
+verdict = runs.against_baseline(
+    {
+        **metrics,
+        "model": result["model"],
+        "baseline": baseline,
+        "baseline_macro_f1": metrics.get(f"baseline_{baseline}_macro_f1"),
+    }
+)
+if verdict and verdict.startswith("does not"):
+    st.warning(
+        f"This model {verdict} on the same test split: the official scales alone predict "
+        "as well, so it adds nothing over them.",
+        icon=":material/rule:",
+    )
+elif verdict:
+    st.success(f"This model {verdict} on the same test split.", icon=":material/rule:")
+st.link_button(
+    "Open the run in the MLflow UI",
+    run_url(settings, details.get("experiment_id"), result["run_id"]),
+    icon=":material/open_in_new:",
+)
+
+left, right = st.columns(2)
+with left:
+    confusion = details.get("confusion")
+    if confusion:
+        normalised = st.toggle("Share of each true label", key="train_confusion_normalised")
+        st.plotly_chart(
+            charts.confusion_matrix(
+                confusion["labels"], confusion["counts"], normalised=normalised
+            ),
+            key="train_chart_confusion",
+        )
+    per_class = details.get("per_class") or {}
+    if per_class:
+        st.dataframe(charts.per_class_table(per_class), hide_index=True, key="train_per_class")
+with right:
+    importance = details.get("importance")
+    if importance is not None and not importance.empty:
+        st.plotly_chart(charts.importance_bars(importance), key="train_chart_importance")
+        st.caption("Macro-F1 lost when the field is shuffled on the test split (permutation).")
+frame.page_link("compare", "Compare this run with others")
