@@ -37,7 +37,7 @@ SECRETS = {
     "MINIO_ROOT_USER": "dpe-topology",
     "MINIO_ROOT_PASSWORD": "dpe-topology-secret",
     "POSTGRES_PASSWORD": "dpe-topology-pg",
-    "DPE_API_TOKEN": "dpe-topology-token",
+    "DPE_API_TOKEN": "dpe-topology-token-4f9c2a7e1b",
 }
 
 # The compose services started here and the port each listens on in its container.
