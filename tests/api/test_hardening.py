@@ -5,18 +5,14 @@ import http.client
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from api.main import create_app
-from tests.support.api import TOKEN, api_process, serving, wait_until
+from tests.support.api import TOKEN, api_process, app_in_thread, serving, wait_until
 from tests.support.champion import publish_champion
-from tests.support.servers import free_port
 
 MB = 2**20
 
@@ -143,21 +139,6 @@ def test_errors_keep_the_connection_usable(champion_settings, tmp_path):
         connection.close()
 
 
-@contextmanager
-def served_in_thread(app) -> Iterator[str]:
-    """`app` served by uvicorn on a loopback socket, from a thread of this process."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, what="uvicorn started")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 def test_a_500_says_nothing_of_the_error_and_keeps_the_connection(settings):
     app = create_app(settings, prediction_sink=lambda *args, **who: None)
 
@@ -165,7 +146,7 @@ def test_a_500_says_nothing_of_the_error_and_keeps_the_connection(settings):
     async def boom():
         raise RuntimeError("secret at /tmp/dpe-internal-path, pid 4242")
 
-    with served_in_thread(app) as url:
+    with app_in_thread(app, log_level="warning") as url:
         connection = keep_alive_connection(url)
         connection.request("GET", "/boom", headers={"X-Request-ID": "abc-123"})
         response = connection.getresponse()
@@ -182,7 +163,7 @@ def test_a_500_says_nothing_of_the_error_and_keeps_the_connection(settings):
 
 
 def test_a_hostile_request_id_is_replaced_by_a_new_one(settings):
-    with served_in_thread(create_app(settings)) as url:
+    with app_in_thread(create_app(settings), log_level="warning") as url:
         response = httpx.get(f"{url}/openapi.json", headers={"X-Request-ID": "a b\tc" * 50})
         assert response.status_code == 200
         assert re.fullmatch("[0-9a-f]{32}", response.headers["x-request-id"])  # a new one

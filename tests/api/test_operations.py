@@ -4,19 +4,23 @@ from the header to the JSON log line and the prediction log, a 500 that shows no
 
 import json
 import sys
-import threading
 
 import httpx
 import pandas as pd
 import pytest
-import uvicorn
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.main import create_app
 from core.api_metrics import read_api_counters
 from core.errors import DpeError
 from core.prediction_store import read_predictions
-from tests.support.api import api_process, api_server, store_settings, wait_until
+from tests.support.api import (
+    api_process,
+    api_server,
+    app_in_thread,
+    store_settings,
+    wait_until,
+)
 from tests.support.champion import publish_champion
 from tests.support.cli import ROOT, cli_env
 from tests.support.servers import free_port, running
@@ -162,16 +166,8 @@ def served_in_thread(settings):
     async def boom():
         raise RuntimeError("secret at /tmp/dpe-internal-path, pid 4242")
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, what="uvicorn started")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with app_in_thread(app, log_config=None) as url:
+        yield url
 
 
 def test_a_500_shows_no_exception_text_and_logs_the_traceback_with_its_id(served_in_thread, capsys):

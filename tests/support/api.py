@@ -1,11 +1,13 @@
 """The API as it runs: uvicorn in its own process on 127.0.0.1, the store on S3 over HTTP."""
 
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import httpx
+import uvicorn
 
 from core.config import Settings
 from tests.support.cli import ROOT, cli_env
@@ -82,3 +84,19 @@ def health(url: str) -> tuple[int, dict]:
 def serving(url: str, version: str | None = None) -> bool:
     code, body = health(url)
     return code == 200 and (version is None or body["model_version"] == version)
+
+
+@contextmanager
+def app_in_thread(app, **config) -> Iterator[str]:
+    """`app` served by uvicorn on a loopback socket, from a thread of this process, until
+    the block ends; yields its URL. `config`: more uvicorn.Config options."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, what="uvicorn started")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
