@@ -59,7 +59,7 @@ ingest: install
 	$(PY) -m core ingest
 
 # Each benchmark writes its section of docs/benchmarks.md; run them on a quiet machine.
-BENCHES := ingest train api explore monitoring
+BENCHES := ingest train api metrics explore monitoring model_quality
 bench: install
 	@for name in $(BENCHES); do echo "== bench/bench_$$name.py"; $(PY) -m bench.bench_$$name || exit 1; done
 

@@ -6,9 +6,11 @@ import streamlit as st
 
 from core import pipeline, pipeline_log
 from core.errors import DpeError
+from core.models import DEFAULT_MODELS
 from ui import frame
 from ui.format import short, when
 from ui.ingest_run import run_with_progress
+from ui.labels import label
 from ui.links import run_url
 
 AIRFLOW_HEALTH = "/api/v2/monitor/health"
@@ -17,12 +19,13 @@ WHO = ("challenger", "champion", "rules")
 context = frame.context()
 settings = context.settings
 
+challenger = settings.pipeline_model or DEFAULT_MODELS[settings.pipeline_features]
 st.caption(
     "Each pass ingests what is new, checks its quality, trains a challenger "
-    f"(`{settings.pipeline_model or 'default family'}` on `{settings.pipeline_features}`) on "
-    "every record older than the evaluation window, scores challenger, champion and baseline "
-    f"on the window, and promotes only a challenger that beats the champion by "
-    f"{settings.gate_margin:g} {settings.gate_metric} and beats the baseline."
+    f"(`{challenger}` on `{settings.pipeline_features}`) on every record older than the "
+    "evaluation window, scores challenger, champion and baseline on the window, and promotes "
+    f"only a challenger that beats the champion by {settings.gate_margin:g} in "
+    f"{label(settings.gate_metric)} and beats the baseline."
 )
 
 
@@ -114,7 +117,7 @@ except DpeError as error:
 if not runs:
     st.info("No pass yet: run one above, or let Airflow run the daily DAG.")
     st.stop()
-st.caption(f"{settings.gate_metric} on each pass's window; newest first.")
+st.caption(f"{label(settings.gate_metric)} on each pass's window; newest first.")
 st.dataframe(
     history_table(runs),
     hide_index=True,
