@@ -19,6 +19,7 @@ from core.evaluate import label_indices, monotonicity_violations, non_monotone
 from core.models import label_index_from_proba
 from core.schema import LABELS
 from core.train import SEED, TEST_SIZE, held_out
+from tests.support.sources import UNSEEN_SECTORS
 
 FAMILIES = ["rules", "sector-scale", "rf", "scale"]
 MONOTONE = ["rules", "sector-scale", "scale"]  # by construction; the forest is not (measured)
@@ -91,27 +92,13 @@ def test_unknown_categories_and_missing_fields_do_not_crash(models, family):
     assert set(model.predict(ODD_RECORDS)) <= set(LABELS)
 
 
-# ERP types the ADEME sample lacks (issue 12), and a free-text sector.
-NEW_SECTORS = [
-    "PA : Établissements de plein air",
-    "CTS : Chapiteaux, tentes et structures",
-    "SG : Structures gonflables",
-    "PS : Parcs de stationnement couverts",
-    "GA : Gares accessibles au public",
-    "OA : Hôtels-restaurants d'altitude",
-    "EF : Établissements flottants",
-    "REF : Refuges de montagne",
-    "maison des associations",
-]
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 def test_a_sector_never_seen_in_training_is_predicted(models, buildings, family):
     """An unseen sector is unknown to the encoder, not a reason to refuse the record: the
     model gives a label, and the scale-based models stay monotone in the consumption."""
     model = models[family].model
     base = buildings.iloc[0].to_dict()
-    records = [{**base, "secteur_activite": sector} for sector in NEW_SECTORS]
+    records = [{**base, "secteur_activite": sector} for sector in UNSEEN_SECTORS]
     assert set(model.predict(records)) <= set(LABELS)
     assert np.allclose(model.predict_proba(records).sum(axis=1), 1.0)
     if family in MONOTONE:

@@ -20,19 +20,9 @@ from core.storage import Store
 from tests.support.api import api_server, serving, wait_until
 from tests.support.cli import cli_env, run_cli
 from tests.support.pages import assert_clean, open_page, texts, use_home
+from tests.support.sources import UNSEEN_SECTORS
 from tests.support.training import fast_train, home_with_data
 
-UNSEEN_SECTORS = (
-    "PA : Établissements de plein air",
-    "CTS : Chapiteaux, tentes et structures",
-    "SG : Structures gonflables",
-    "PS : Parcs de stationnement couverts",
-    "GA : Gares accessibles au public",
-    "OA : Hôtels-restaurants d'altitude",
-    "EF : Établissements flottants",
-    "REF : Refuges de montagne",
-    "Ferme pédagogique avec gîte",  # free text, no ERP code
-)
 CONSUMPTIONS = (95.0, 180.0, 320.0)
 CHAMPIONS = {"sector-scale": "with-consumption", "hgb": "building-only"}
 

@@ -19,6 +19,20 @@ from core.config import Settings
 from core.schema import COLUMN_TYPES, COLUMNS, SNAKE_TO_OFFICIAL
 from core.storage import Store
 
+# ERP types the ADEME sample lacks (issue 12), and a free-text sector: records with them are
+# predicted, with a warning, never refused.
+UNSEEN_SECTORS = (
+    "PA : Établissements de plein air",
+    "CTS : Chapiteaux, tentes et structures",
+    "SG : Structures gonflables",
+    "PS : Parcs de stationnement couverts",
+    "GA : Gares accessibles au public",
+    "OA : Hôtels-restaurants d'altitude",
+    "EF : Établissements flottants",
+    "REF : Refuges de montagne",
+    "Ferme pédagogique avec gîte",  # free text, no ERP code
+)
+
 OFFICIAL = [official for official, _, _ in COLUMNS]
 NUMBER_COLUMNS = [SNAKE_TO_OFFICIAL[s] for s, kind in COLUMN_TYPES.items() if kind == "number"]
 INTEGER_COLUMNS = [SNAKE_TO_OFFICIAL[s] for s, kind in COLUMN_TYPES.items() if kind == "integer"]
