@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import threading
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -47,6 +48,13 @@ COUNT_COLUMNS = ("rows", "labelled", "rejected", "surface_placeholders", "conso_
 TOP_CATEGORIES = 5
 LOCK_WAIT_S = 10.0  # readers are brief; past this, another process is ingesting
 BUSY = "another ingest is running: try again when it is done"
+
+# DuckDB refuses, within one process, connections to one file with different configurations
+# (read-only and read-write). While this process writes (an ingest in a worker thread, e.g.
+# Home's), its readers open the file as the writer does and share its instance: the writer's
+# transaction hides its uncommitted rows, and no new read-only instance keeps it waiting.
+_writers = 0
+_writers_lock = threading.Lock()
 SNAPSHOT_DIR = "datasets"
 COMMITTED_FILE = "committed.json"
 COMMITTED_COPY = "committed_copy"  # the database name readers get during another's ingest
@@ -94,13 +102,25 @@ def connect(settings: Settings, read_only: bool = True):
     if read_only and not path.exists():
         raise DpeError(NO_DATA)
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = _open(path, read_only)
-    if con is None:  # another process is ingesting: its last commit, without waiting
-        con = _committed_copy(settings)
+    if not read_only:
+        _count_writer(+1)
     try:
-        yield con
+        con = _open(path, read_only)
+        if con is None:  # another process is ingesting: its last commit, without waiting
+            con = _committed_copy(settings)
+        try:
+            yield con
+        finally:
+            con.close()
     finally:
-        con.close()
+        if not read_only:
+            _count_writer(-1)
+
+
+def _count_writer(step: int) -> None:
+    global _writers
+    with _writers_lock:
+        _writers += step
 
 
 def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection | None:
@@ -110,7 +130,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection | None:
     problem: duckdb.Error
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duckdb.connect(str(path), read_only=read_only and not _writers)
         except duckdb.ConnectionException as error:
             # This process has the file open with the other mode. A reader can share a
             # writer's instance (an ingest in another thread: its transaction hides its
