@@ -7,7 +7,7 @@ import re
 import pandas as pd
 
 from core import scales
-from core.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL, to_snake_case
+from core.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL
 
 # "Surface_utile=-3 must be > 0" -> "Surface_utile must be > 0": the rule without the value.
 _VALUE = re.compile(r"=('[^']*'|\S+)")
@@ -45,14 +45,6 @@ def label_counts(predicted: pd.DataFrame) -> pd.DataFrame:
     """Predicted rows per label, A–G in order (labels never predicted count 0)."""
     counts = predicted["predicted_label"].dropna().value_counts()
     return pd.DataFrame({"label": list(LABELS), "records": [int(counts.get(x, 0)) for x in LABELS]})
-
-
-def recognised_columns(columns) -> tuple[list[str], list[str]]:
-    """(record fields found in an uploaded CSV's columns, as snake_case; other columns)."""
-    snake = to_snake_case(columns)
-    fields = [name for name in RECORD_FIELDS if name in snake]
-    others = [c for c, s in zip(columns, snake, strict=True) if s not in RECORD_FIELDS]
-    return fields, others
 
 
 def official_answer(secteur: str | None, conso: float | None) -> dict | None:

@@ -78,8 +78,3 @@ def test_form_fields_from_an_input_schema():
     assert fields["surface_utile"]["min_exclusive"] is True
     assert fields["annee_construction"]["kind"] == "integer"
     assert fields["annee_construction"]["official"] == RECORD_FIELDS["annee_construction"].official
-
-
-def test_recognised_columns_take_both_namings():
-    fields, others = workbench.recognised_columns(["Surface_utile", "secteur_activite", "foo"])
-    assert fields == ["secteur_activite", "surface_utile"] and others == ["foo"]
