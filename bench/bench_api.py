@@ -239,6 +239,18 @@ def cold_starts(servers: list[Server], probe: list[dict], rounds: int) -> dict[s
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+@contextlib.contextmanager
+def serving(servers: list[Server], probe: list[dict]):
+    """The servers started (each answering `probe`), stopped when the block ends."""
+    try:
+        for server in servers:
+            server.start(probe)
+        yield
+    finally:
+        for server in servers:
+            server.stop()
+
+
 def start_and_stop(server: Server, probe: list[dict]) -> float:
     try:
         return server.start(probe)
@@ -393,19 +405,14 @@ def main() -> None:
             work,
         )
         servers = [ours, logged, mlflow]
-        try:
-            print("bench: cold starts", file=sys.stderr)
-            results["cold_s"] = cold_starts([ours, mlflow], records[:1], args.cold_rounds)
-            for server in servers:
-                server.start(records[:1])
+        print("bench: cold starts", file=sys.stderr)
+        results["cold_s"] = cold_starts([ours, mlflow], records[:1], args.cold_rounds)
+        with serving(servers, records[:1]):
             print("bench: requests", file=sys.stderr)
             results.update(measure_servers(servers, records, args.rounds))
             results["identical"] = check_identical(ours, mlflow, pipeline, X)
             print("bench: batch", file=sys.stderr)
             results["batch"] = batch(ours, pipeline, args.batch_rows, work, env)
-        finally:
-            for server in servers:
-                server.stop()
     print(json.dumps(results, indent=2))
     write_section("## API", report(results))
     print(f"bench: results in {RESULTS}", file=sys.stderr)

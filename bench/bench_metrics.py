@@ -14,7 +14,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_api import Server, measure_servers, records_of, train_champion, training_data
+from bench.bench_api import (
+    Server,
+    measure_servers,
+    records_of,
+    serving,
+    train_champion,
+    training_data,
+)
 from bench.results import RESULTS, write_section
 from core.config import Settings
 from tests.support.champion import publish_champion
@@ -84,13 +91,8 @@ def main() -> None:
                 work,
             ),
         ]
-        try:
-            for server in servers:
-                server.start(records[:1])
+        with serving(servers, records[:1]):
             results.update(measure_servers(servers, records, args.rounds))
-        finally:
-            for server in servers:
-                server.stop()
     print(json.dumps(results, indent=2))
     write_section("## Metrics", report(results))
     print(f"bench: results in {RESULTS}", file=sys.stderr)
