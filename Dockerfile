@@ -1,12 +1,29 @@
 # One image for the DPE workbench's processes: the API (default command), the Streamlit workbench
 # and the MLflow server (docker-compose.yml picks the command). Build: docker build -t dpe-workbench .
-# The base is pinned by exact tag and by digest: update both together.
-FROM python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
+# The base is pinned by exact tag and by digest: update both together (or pass another base
+# with --build-arg PYTHON_IMAGE=...).
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
+# --- build: the locked dependencies (uv.lock, hashes checked), then the package itself ------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/dpe \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy \
+    UV_NO_CACHE=1
+WORKDIR /src
+COPY requirements-bootstrap.txt pyproject.toml uv.lock ./
+RUN pip install --require-hashes --no-deps -r requirements-bootstrap.txt \
+    && uv sync --locked --no-install-project
+COPY . .
+RUN uv sync --locked --no-editable
+
+# --- runtime: the virtualenv alone, run by an unprivileged user ------------------------------
+FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/dpe/bin:$PATH \
     MLFLOW_DISABLE_TELEMETRY=true \
     DO_NOT_TRACK=true \
     DPE_HOME=/data \
@@ -18,14 +35,12 @@ RUN groupadd --system --gid 10001 dpe \
     && mkdir -p /data \
     && chown -R dpe:dpe /data
 
+COPY --from=build /opt/dpe /opt/dpe
+# `streamlit run app.py` from /app: Streamlit reads .streamlit/config.toml from its working
+# directory; app.py finds its pages in the installed package (ui/frame.py).
 WORKDIR /app
-
-# Dependencies first: this layer is rebuilt only when requirements.txt changes.
-COPY requirements.txt .
-RUN pip install --no-cache-dir -r requirements.txt
-
-# The code (.dockerignore lets through only what runs), owned by root: read-only for the app.
-COPY . .
+COPY .streamlit/config.toml .streamlit/config.toml
+COPY app.py .
 
 USER 10001:10001
 VOLUME ["/data"]

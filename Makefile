@@ -12,15 +12,32 @@ export DO_NOT_TRACK := true
 # System packages the tests need (browser tests, Postgres-backed MLflow, compose validation).
 APT_PACKAGES := chromium postgresql docker-compose
 
-.PHONY: install system-deps test lint format run ingest bench clean
+.PHONY: install lock system-deps test lint format run ingest bench clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt
+# Everything installed comes from uv.lock, with its hashes (`uv sync --locked` fails when the
+# lock no longer matches pyproject.toml: run `make lock`). uv itself is bootstrapped from
+# requirements-bootstrap.txt (hashes too); the lock then keeps it in the venv. The project is
+# installed editable, with its console script `dpe`.
+UV := UV_PROJECT_ENVIRONMENT=$(abspath $(VENV)) $(VENV)/bin/uv
+$(VENV)/.installed: pyproject.toml uv.lock requirements-bootstrap.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(VENV)/bin/uv || $(PY) -m pip install -q --require-hashes --no-deps -r requirements-bootstrap.txt
+	$(UV) sync --locked --extra dev --extra docs
 	touch $@
+
+# Refresh the locks after a change of pins in pyproject.toml or requirements-airflow.in.
+AIRFLOW_LOCK := $(VENV)/bin/uv pip compile requirements-airflow.in --generate-hashes \
+	--python-version 3.11 --python-platform linux -q -o requirements-airflow.txt
+lock:
+	test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && \
+		$(PY) -m pip install -q --require-hashes --no-deps -r requirements-bootstrap.txt; }
+	$(UV) lock
+	$(AIRFLOW_LOCK)
+	version=$$(sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml); \
+	echo "uv==$$version" | $(VENV)/bin/uv pip compile - --generate-hashes --no-header \
+		--python-version 3.11 --python-platform linux -q -o requirements-bootstrap.txt
 
 # As root (CI) missing system packages are installed; elsewhere the tests that need them
 # are skipped with the command to install them.
@@ -35,13 +52,16 @@ system-deps:
 		fi; \
 	fi
 
-# Style, types (mypy, configured in pyproject.toml), then the layout: no import cycle in
-# core/, the library never imports its CLI/UIs/tooling, no module over 400 lines.
+# Style, types (mypy, configured in pyproject.toml), the architecture (import-linter contracts
+# in pyproject.toml: layers of core/, no import cycle, what serving and the API may import),
+# and the locks: uv.lock matches pyproject.toml, the Airflow lock its requirements.
 lint: install
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_layout.py
+	$(VENV)/bin/lint-imports
+	$(UV) lock --check
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_locks.py
 
 format: install
 	$(PY) -m ruff format .
@@ -110,10 +130,9 @@ AIRFLOW_ENV := export DPE_HOME MLFLOW_TRACKING_URI; \
 .PHONY: airflow-install airflow pipeline
 airflow-install: $(AIRFLOW_VENV)/.installed
 
-$(AIRFLOW_VENV)/.installed: requirements-airflow.txt
-	$(PYTHON) -m venv $(AIRFLOW_VENV)
-	$(AIRFLOW_VENV)/bin/python -m pip install -q --upgrade pip
-	$(AIRFLOW_VENV)/bin/python -m pip install -q -r requirements-airflow.txt
+$(AIRFLOW_VENV)/.installed: requirements-airflow.txt $(VENV)/.installed
+	$(VENV)/bin/uv venv -q --allow-existing --python $(PYTHON) $(AIRFLOW_VENV)
+	$(VENV)/bin/uv pip sync -q --require-hashes -p $(AIRFLOW_VENV) requirements-airflow.txt
 	touch $@
 
 # The Airflow UI on loopback; every local user is admin (it listens on 127.0.0.1 only).

@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 
 from api.state import ServingState
-from core.champion import Champion
 from core.config import Settings
+from core.serving.champion import Champion
 
 
 async def get_app_settings(request: Request) -> Settings:

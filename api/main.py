@@ -27,21 +27,21 @@ from api.metrics import Metrics, RequestMetrics
 from api.middleware import BodySizeLimit, ErrorBoundary, UploadSlots
 from api.routers import admin, health, metrics, model, predict
 from api.state import ServingState
-from core.champion import PredictionSink
 from core.config import Settings, get_settings
 from core.errors import DpeError
+from core.serving.champion import PredictionSink
 
 if TYPE_CHECKING:  # imported when the first prediction is logged, not at start
-    from core.prediction_log import PredictionLogger
+    from core.monitoring.prediction_log import PredictionLogger
 
 log = logging.getLogger("api")
 
 
 class PredictionLog:
-    """The API's prediction sink: `core.prediction_log.PredictionLogger.log`, taking the records
-    as columns (see core.champion), so that no DataFrame is built per request only to be taken
-    apart. The logger (pandas and pyarrow: ~0.3 s of imports) is created by the first
-    prediction, on the sink's thread, rather than at start up."""
+    """The API's prediction sink: `core.monitoring.prediction_log.PredictionLogger.log`,
+    taking the records as columns (see core.serving.champion), so that no DataFrame is built
+    per request only to be taken apart. The logger (pandas and pyarrow: ~0.3 s of imports)
+    is created by the first prediction, on the sink's thread, rather than at start up."""
 
     takes_columns = True
 
@@ -51,7 +51,7 @@ class PredictionLog:
 
     def __call__(self, records, results, model_version, source, client, request_id) -> None:
         if self.logger is None:
-            from core.prediction_log import PredictionLogger
+            from core.monitoring.prediction_log import PredictionLogger
 
             self.logger = PredictionLogger(self.settings)
         self.logger.log(records, results, model_version, source, client, request_id)
@@ -82,7 +82,7 @@ def create_app(
 ) -> FastAPI:
     """The app, with `settings` (default: `get_settings()`, from the environment) as its one
     Settings; `prediction_sink` receives every prediction off the request path (default: the
-    prediction log, unless DPE_LOG_PREDICTIONS=false; see core.champion.PredictionSink)."""
+    prediction log, unless DPE_LOG_PREDICTIONS=false; see core.serving.champion.PredictionSink)."""
     settings = settings or get_settings()
     # One JSON object per line on stdout, uvicorn's lines too: set when uvicorn imports the
     # app, after it configured its own loggers.

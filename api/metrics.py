@@ -73,7 +73,7 @@ class Metrics:
         self._champion_labels: tuple | None = None
 
     def count(self, results, model_version: str | None, source: str) -> None:
-        """Count a batch of predictions (core.champion's Prediction dicts)."""
+        """Count a batch of predictions (core.serving.champion's Prediction dicts)."""
         labels = Tally(result.get("label") for result in results)
         failed = labels.pop(None, 0)
         for label, count in labels.items():

@@ -3,7 +3,7 @@
 A record here checks types only (text for categories, numbers for numbers, strictly: `true`
 or `"12"` in a number field is a 422 naming the field): bounds and categories are the
 model's to judge, so a well-formed record it cannot take is answered in a 200 with its error
-rather than rejected with a 422 (`core.champion` validates). Keys that are no record field
+rather than rejected with a 422 (`core.serving.champion` validates). Keys that are no record field
 are passed on, for the prediction to warn about them.
 """
 
@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from core.schema import LABELS, RECORD_FIELDS
+from core.data.schema import LABELS, RECORD_FIELDS
 
 RECORD_EXAMPLE: dict[str, Any] = {
     "secteur_activite": "W : Administrations, banques, bureaux",
@@ -46,7 +46,7 @@ def _field(spec):
     ]
 
 
-# A TypedDict, not a BaseModel: pydantic validates it straight into the dicts core.champion
+# A TypedDict, not a BaseModel: pydantic validates it straight into the dicts core.serving.champion
 # takes, a third faster than building and dumping a model per record. Its fields come from
 # RECORD_FIELDS, which a type checker cannot read: hence the two ignores.
 Record = TypedDict(  # type: ignore[misc]

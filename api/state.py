@@ -13,11 +13,11 @@ import threading
 import time
 from collections.abc import Iterable
 
-from core import champion_store
-from core.champion import Champion, PredictionSink, load_champion, serving_champions
 from core.config import Settings
 from core.errors import DpeError
+from core.serving.champion import Champion, PredictionSink, load_champion, serving_champions
 from core.storage import Store
+from core.tracking import champion_store
 
 log = logging.getLogger(__name__)
 

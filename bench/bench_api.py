@@ -4,7 +4,7 @@
 
 The champion is a 300-tree RandomForest on the `with-consumption` features, trained on the
 ADEME sample when DPE_SHARED_DATA points at it (else on generated records), saved as an
-MLflow model directory (code_paths: core) and published to a local model store. The servers
+MLflow model directory and published to a local model store. The servers
 run on 127.0.0.1 with one worker each and are started and stopped here: our API with the
 prediction log off (like `mlflow models serve`, which logs nothing) and on (its default),
 and mlflow's. Each measure runs in rounds that alternate between the servers, so that a
@@ -33,11 +33,11 @@ from sklearn.pipeline import Pipeline
 
 from bench.results import RESULTS, write_section
 from core.config import Settings
-from core.csv_source import read_csv
-from core.features import RecordEncoder
-from core.models import label_index_from_proba
-from core.schema import LABELS, RECORD_FIELDS
-from core.validation import clean
+from core.data.csv_source import read_csv
+from core.data.schema import LABELS, RECORD_FIELDS
+from core.data.validation import clean
+from core.modeling.features import RecordEncoder
+from core.modeling.models import label_index_from_proba
 from tests.support.champion import input_example, labelled, publish_champion
 from tests.support.servers import free_port
 from tooling.synth import generate_records, write_csv
@@ -76,7 +76,6 @@ def save_champion(pipeline: Pipeline, work: Path, settings: Settings) -> Path:
         pipeline,
         model_dir,
         serialization_format="cloudpickle",
-        code_paths=[str(ROOT / "core")],
         input_example=pd.DataFrame(example["data"], columns=example["columns"]),
     )
     publish_champion(settings, pipeline, 1, model_dir=model_dir)

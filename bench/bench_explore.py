@@ -1,9 +1,9 @@
 """Explore benchmark: every query of the Explore page on N generated records (default 1M).
 
-Generates N records with `tooling.synth`, ingests them with `core.ingest` into a fresh
+Generates N records with `tooling.synth`, ingests them with `core.data.ingest` into a fresh
 DPE_HOME (or reuses one with `--home` when it already holds data), builds the page's
 in-memory snapshot once (what the first view of a new dataset version pays), then times
-each query of `core.explore.PAGE_QUERIES` `--repeat` times for a few filter sets, as the
+each query of `ui.explore.PAGE_QUERIES` `--repeat` times for a few filter sets, as the
 page runs them. Targets: median per query <= 50 ms, the page's queries together <= 300 ms.
 Writes the "## Explore" section of docs/benchmarks.md (other sections untouched).
 
@@ -21,10 +21,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.results import write_section
-from core import explore, explore_snapshot, warehouse
 from core.config import Settings
-from core.ingest import ingest
+from core.data import warehouse
+from core.data.ingest import ingest
 from tooling.synth import write_csv
+from ui import explore, explore_snapshot
 
 SECTION = "## Explore"
 QUERY_TARGET_MS = 50.0
@@ -98,7 +99,7 @@ def report(args, prepared: dict, snap, options_ms: float, results: dict) -> tupl
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"load average {os.getloadavg()[0]:.1f} when it ended.",
         "",
-        f"{snap.rows:,} generated records (`tooling.synth`) ingested by `core.ingest`"
+        f"{snap.rows:,} generated records (`tooling.synth`) ingested by `core.data.ingest`"
         + (
             f" ({prepared['generate_s']:.0f} s to generate, {prepared['ingest_s']:.0f} s to "
             "ingest)."

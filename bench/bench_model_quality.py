@@ -4,7 +4,7 @@ Ingests the real ADEME sample into a fresh DPE_HOME, then, for each family with 
 default hyper-parameters (no search: the back-test searches nothing either, so the three
 columns compare like with like), scores accuracy and macro-F1 on a stratified random 20 %
 test split, on the newest 20 % (the time split `train` uses by default), and the mean of
-the rolling-origin back-test (`core.backtest`, 4 windows over the newest half).
+the rolling-origin back-test (`core.modeling.backtest`, 4 windows over the newest half).
 Writes the "## Model quality" section of docs/benchmarks.md; the README's table comes from it.
 
     .venv/bin/python -m bench.bench_model_quality [--source CSV]
@@ -22,13 +22,13 @@ from threadpoolctl import threadpool_limits
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.results import write_section
-from core import warehouse
-from core.backtest import WINDOWS, fit_and_score, window_bounds
 from core.config import Settings
-from core.ingest import ingest
-from core.models import build_pipeline
-from core.splits import split_rows, time_order
-from core.train import SEED, TEST_SIZE, labelled_dates, labelled_rows
+from core.data import warehouse
+from core.data.ingest import ingest
+from core.modeling.backtest import WINDOWS, fit_and_score, window_bounds
+from core.modeling.models import build_pipeline
+from core.modeling.splits import split_rows, time_order
+from core.modeling.train import SEED, TEST_SIZE, labelled_dates, labelled_rows
 from tests.support.cli import ROOT
 
 SECTION = "## Model quality"

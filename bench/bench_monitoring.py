@@ -22,10 +22,10 @@ import numpy as np
 
 from bench.bench_api import records_of, train_champion, training_data
 from bench.results import RESULTS, write_section
-from core.champion import load_champion
 from core.config import Settings
-from core.prediction_log import PredictionLogger
-from core.prediction_store import read_predictions
+from core.monitoring.prediction_log import PredictionLogger
+from core.monitoring.prediction_store import read_predictions
+from core.serving.champion import load_champion
 from core.storage import Store
 from tests.support.champion import publish_champion
 from tests.support.servers import free_port, running
@@ -72,8 +72,8 @@ def logging_overhead(
 
 def in_process_overhead(settings: Settings, records: list[dict], requests: int, rounds: int):
     """The same comparison without HTTP: `Champion.predict` of one record without a sink,
-    with a sink that does nothing (what core.champion's hand-off to its sink thread costs) and
-    with the logger, in alternating rounds, 1 ms apart (a client's pace, so the sink and
+    with a sink that does nothing (what core.serving.champion's hand-off to its sink thread
+    costs) and with the logger, in alternating rounds, 1 ms apart (a client's pace, so the sink and
     writer threads run between calls as they do in the API)."""
     logger = PredictionLogger(settings)
     champions = {
@@ -120,8 +120,9 @@ negative figure means the logging API answered faster: on a shared machine the H
 move by more than the logger costs, and the in-process ones below isolate it).
 Without HTTP, `Champion.predict` of one record in-process, p50 (same alternating rounds):
 {inside["off"]:.3f} ms without a sink, {inside["no-op sink"]:.3f} ms with a sink that does
-nothing ({_pct(inside["no-op sink"], inside["off"])}: `core.champion` handing each prediction
-to its sink thread), {inside["on"]:.3f} ms with the logger ({_pct(inside["on"], inside["off"])}).
+nothing ({_pct(inside["no-op sink"], inside["off"])}: `core.serving.champion` handing each
+prediction to its sink thread), {inside["on"]:.3f} ms with the logger
+({_pct(inside["on"], inside["off"])}).
 The logging API wrote {context["logged"]:,} predictions in {context["parts"]} Parquet part
 files (`DPE_LOG_FLUSH_ROWS` {context["flush_rows"]:,}, `DPE_LOG_FLUSH_S` {context["flush_s"]:g}).
 """

@@ -1,7 +1,7 @@
 """Training benchmark: the default search of every family on the real ADEME sample.
 
 Ingests the sample into a fresh DPE_HOME (MLflow over SQLite there), then calls
-`core.train.train(settings, F, M)` with the defaults (what `python -m core train` and the
+`core.modeling.train.train(settings, F, M)` with the defaults (what `python -m core train` and the
 workbench run) for each family and feature set, and records its wall time, its CPU time
 (this process and its CV worker processes: on a shared machine the wall time depends on
 the other work, the CPU time does not) and the test-split figures, with, for the
@@ -24,11 +24,11 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 from bench.results import write_section
-from core import registry
 from core.config import Settings
-from core.evaluate import CONSUMPTIONS
-from core.ingest import ingest
-from core.train import train
+from core.data.ingest import ingest
+from core.modeling.evaluate import CONSUMPTIONS
+from core.modeling.train import train
+from core.tracking import registry
 from tests.support.cli import ROOT
 
 SECTION = "## Training"
@@ -86,7 +86,8 @@ def report(source: Path, version: str, results: list[dict], load: tuple) -> str:
         "are then upper bounds; CPU time is this training's own work).",
         "",
         f"`{source.name}` ingested into a fresh `DPE_HOME` (dataset `{version}`), then "
-        "`core.train.train(settings, F, M)` with the defaults (as `python -m core train`): "
+        "`core.modeling.train.train(settings, F, M)` with the defaults "
+        "(as `python -m core train`): "
         "grid search, 5 time-ordered folds on the training part (macro-F1) run by 2 worker "
         "processes, time split (the newest 20 % of the records test), seed 42. "
         "Times cover the search, the refit, "

@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     log_flush_s: float = 5.0
     log_retention_days: int = 90  # prediction log days kept (DPE_LOG_RETENTION_DAYS)
 
-    # Lifecycle pipeline (core.pipeline): what a pass trains, and the gates it applies
+    # Lifecycle pipeline (core.lifecycle.pipeline): what a pass trains, and the gates it applies
     pipeline_source: str | None = None  # default: DPE_SOURCE
     pipeline_features: str = "with-consumption"
     pipeline_model: str | None = None  # default: the feature set's best family

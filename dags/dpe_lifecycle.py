@@ -1,4 +1,4 @@
-"""The DPE lifecycle, daily: one task per step of `core.pipeline`.
+"""The DPE lifecycle, daily: one task per step of `core.lifecycle.pipeline`.
 
 Airflow has its own environment (.venv-airflow, requirements-airflow.txt): its FastAPI pin
 conflicts with the project's. So each task runs the step in the project's environment,

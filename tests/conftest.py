@@ -2,7 +2,6 @@
 S3 over HTTP (moto server) and a real MLflow server, all on 127.0.0.1."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,19 +14,6 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-
-
-@pytest.fixture(scope="session")
-def collected_sys_path() -> list[str]:
-    return list(sys.path)
-
-
-@pytest.fixture(autouse=True)
-def _restore_sys_path(collected_sys_path):
-    """Loading an MLflow model puts its code/ copy of `core` first on sys.path, for the whole
-    process: worker processes started after it (a CV search) would import that partial copy."""
-    yield
-    sys.path[:] = collected_sys_path
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from core.pipeline_log import history
+from core.lifecycle.pipeline_log import history
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = ROOT / ".venv-airflow" / "bin" / "airflow"

@@ -211,11 +211,15 @@ def instructions(path: Path) -> list[tuple[str, str]]:
 
 def test_dockerfile_pins_base_caches_dependencies_and_drops_root():
     steps = instructions(DOCKERFILE)
-    base = next(args for op, args in steps if op == "FROM")
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base), base
+    base = next(args for op, args in steps if op == "ARG" and args.startswith("PYTHON_IMAGE="))
+    pinned = r"PYTHON_IMAGE=python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}"
+    assert re.fullmatch(pinned, base), base
+    assert {args.split()[0] for op, args in steps if op == "FROM"} == {"${PYTHON_IMAGE}"}
     copies = [args for op, args in steps if op == "COPY"]
-    assert copies[0].split() == ["requirements.txt", "."]  # dependency layer before the code
-    install = next(i for i, (op, args) in enumerate(steps) if "pip install" in args)
+    # The dependency layer (from the lock, hashes checked) comes before the code.
+    assert copies[0].split() == ["requirements-bootstrap.txt", "pyproject.toml", "uv.lock", "./"]
+    install = next(i for i, (op, args) in enumerate(steps) if "uv sync --locked" in args)
+    assert "--require-hashes" in steps[install][1]
     code = steps.index(("COPY", ". ."))
     assert install < code
     user = [args for op, args in steps if op == "USER"][-1]
@@ -242,7 +246,7 @@ def test_dockerignore_sends_only_the_runtime_code():
         for line in (ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    shipped = ("requirements.txt", "core/config.py", "api/main.py", "app.py", "ui/frame.py")
+    shipped = ("uv.lock", "core/config.py", "api/main.py", "app.py", "ui/frame.py")
     for path in (*shipped, "views/a.py"):
         assert not dockerignored(path, patterns), path
     assert not dockerignored(".streamlit/config.toml", patterns)

@@ -135,7 +135,7 @@ def test_workbench_starts_as_compose_runs_it(topology, tmp_path):
 
 def _record_for(schema: list[dict], row: dict) -> dict:
     """One prediction record from a CSV row, fields and types as the manifest describes them."""
-    from core.schema import SNAKE_TO_OFFICIAL
+    from core.data.schema import SNAKE_TO_OFFICIAL
 
     record = {}
     for spec in schema:

@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from core.scales import FAMILIES, LABELS, family_for_sector, label_index
-from core.schema import (
+from core.data.schema import (
     CATEGORIES_ERP,
     PERIODES,
     USAGES,
 )
+from core.modeling.scales import FAMILIES, LABELS, family_for_sector, label_index
 from tooling.synth_tables import (
     AFTER_ELECTRICITY,
     AFTER_OTHER,

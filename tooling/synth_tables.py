@@ -3,7 +3,7 @@ the real 2,200-record ADEME sample (a data table; the generator is tooling.synth
 
 import numpy as np
 
-from core.schema import (
+from core.data.schema import (
     COLUMNS,
     ENERGIES,
     METHODES,

@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.explore import NO_LABEL
+from ui.explore import NO_LABEL
 
 # The colours of the familiar A–G DPE scale.
 LABEL_COLORS = {

@@ -8,8 +8,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from core.explore import NO_LABEL
-from core.schema import LABELS
+from core.data.schema import LABELS
 from ui.chart_style import (
     LABEL_COLORS,
     count_axis,
@@ -18,6 +17,7 @@ from ui.chart_style import (
     layout,
     log_axis,
 )
+from ui.explore import NO_LABEL
 from ui.labels import FAMILY_LABELS
 from ui.labels import label as readable
 
@@ -96,7 +96,7 @@ def _label_scatter(
 
 
 def surface_scatter(frame: pd.DataFrame, log_scale: bool) -> go.Figure:
-    """A sample of records (`core.explore.surface_vs_consumption`): surface, conso, label,
+    """A sample of records (`ui.explore.surface_vs_consumption`): surface, conso, label,
     secteur (shown on hover)."""
     names = {"surface": "floor area (m²)", "conso": CONSUMPTION_UNIT, "secteur": "activity sector"}
     hover = {"secteur": True} if "secteur" in frame else None

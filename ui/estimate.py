@@ -10,8 +10,8 @@ import math
 
 from sklearn.model_selection import ParameterGrid
 
-from core.models import RANDOM_CANDIDATES, search_space
-from core.search import N_JOBS
+from core.modeling.models import RANDOM_CANDIDATES, search_space
+from core.modeling.search import N_JOBS
 
 REFERENCE_ROWS = 1_650
 FIT_SECONDS = {

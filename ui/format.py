@@ -1,6 +1,6 @@
 """How the workbench writes things: short ids, status markers, feature-set notes."""
 
-from core.feature_sets import FEATURE_SETS
+from core.data.feature_sets import FEATURE_SETS
 
 
 def short(text: str | None, n: int = 12) -> str:

@@ -6,6 +6,8 @@ reads what the frame checked with `context()`; it only draws its own widgets.
 """
 
 from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
 
 import streamlit as st
 
@@ -17,15 +19,22 @@ from ui.links import api_docs_url, mlflow_ui_url
 DATA, CHAMPION = "data", "champion"
 TAB_ICON = "🏷️"  # an emoji tab icon is drawn in place; a :material/…: one is downloaded
 CONTEXT_KEY = "_frame_context"
+# Where the page files are, wherever the package is installed: Streamlit resolves a relative
+# page path against the main script's folder, which an installed app.py does not share.
+VIEWS_DIR = Path(find_spec("views").origin).parent  # type: ignore[union-attr, arg-type]
 
 
 @dataclass(frozen=True)
 class PageSpec:
-    path: str
+    path: str  # as the tests name it: views/<page>.py
     title: str  # in the navigation and the browser tab
     icon: str
     heading: str  # the page's title
     needs: tuple[str, ...] = ()
+
+    @property
+    def file(self) -> str:
+        return str(VIEWS_DIR / Path(self.path).name)
 
 
 PAGES = {
@@ -87,7 +96,7 @@ def context() -> Context:
 
 def page_link(name: str, label: str | None = None) -> None:
     spec = PAGES[name]
-    st.page_link(spec.path, label=label or spec.title, icon=spec.icon)
+    st.page_link(spec.file, label=label or spec.title, icon=spec.icon)
 
 
 def navigation():
@@ -96,7 +105,7 @@ def navigation():
     # as its tab icon, fetched from fonts.gstatic.com (the workbench needs no internet).
     st.set_page_config(page_icon=TAB_ICON, layout="wide")
     pages = [
-        st.Page(spec.path, title=spec.title, icon=spec.icon, default=name == "home")
+        st.Page(spec.file, title=spec.title, icon=spec.icon, default=name == "home")
         for name, spec in PAGES.items()
     ]
     return st.navigation(pages)

@@ -12,8 +12,8 @@ from urllib.parse import urlparse
 
 import streamlit as st
 
-from core import ingest
 from core.config import Settings
+from core.data import ingest
 from core.errors import DpeError
 
 ADEME_DATASET_PAGE = "https://data.ademe.fr/datasets/dpe-v2-tertiaire-2"

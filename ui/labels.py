@@ -8,7 +8,7 @@ Category values (ADEME's own, in French) are data and are shown as they are.
 import pandas as pd
 import streamlit as st
 
-from core.schema import OFFICIAL_TO_SNAKE, SNAKE_TO_OFFICIAL
+from core.data.schema import OFFICIAL_TO_SNAKE, SNAKE_TO_OFFICIAL
 
 FIELD_LABELS = {
     "n_dpe": "DPE number",
@@ -70,7 +70,7 @@ FIELD_LABELS = {
     },
 }
 
-# Names the workbench's own tables use (core.explore records, predictions, drift).
+# Names the workbench's own tables use (ui.explore records, predictions, drift).
 OTHER_LABELS = {
     "date_dpe": "Diagnostic date",
     "label": "DPE label",
@@ -122,7 +122,7 @@ def table_columns(frame: pd.DataFrame) -> dict:
     }
 
 
-# The official scales' sector families (core.scales.FAMILIES), in English.
+# The official scales' sector families (core.modeling.scales.FAMILIES), in English.
 FAMILY_LABELS = {
     "bureau_administration_enseignement": "offices, administration, education",
     "occupation_continue": "continuous occupancy (hospitals, hotels, care homes)",

@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from core import registry, workbench
 from core.config import Settings
 from core.errors import DpeError
-from core.evaluate import HEADLINE
+from core.tracking import registry
+from core.tracking.headline import HEADLINE
+from ui import workbench
 from ui.format import model_label
 from ui.labels import label
 from ui.links import experiment_runs_url

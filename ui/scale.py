@@ -3,7 +3,7 @@ label worsens, with the predicted class highlighted."""
 
 from html import escape
 
-from core.schema import LABELS
+from core.data.schema import LABELS
 from ui.chart_style import LABEL_COLORS
 
 DARK, LIGHT = "#1c2b24", "#ffffff"

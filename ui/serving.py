@@ -2,9 +2,11 @@
 
 import streamlit as st
 
-from core import champion, champion_store, prediction_log
 from core.config import Settings
 from core.errors import DpeError
+from core.monitoring import prediction_log
+from core.serving import champion
+from core.tracking import champion_store
 
 
 @st.cache_resource(show_spinner=False)

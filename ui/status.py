@@ -3,7 +3,7 @@
 Statuses are cached for a few seconds only (keyed on DPE_HOME / the store), so a page view
 costs no more than a glance at the warehouse and the manifest; a service that does not
 answer is a warning saying how to start it, never an error box. The champion is read
-through core.champion_store only.
+through core.tracking.champion_store only.
 """
 
 from dataclasses import dataclass
@@ -12,10 +12,11 @@ from urllib.parse import urlparse
 import httpx
 import streamlit as st
 
-from core import champion_store, warehouse
 from core.config import Settings
+from core.data import warehouse
 from core.errors import DpeError
 from core.storage import Store
+from core.tracking import champion_store
 from ui.links import mlflow_ui_url
 
 PROBE_TIMEOUT_S = 1.0

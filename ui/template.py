@@ -4,7 +4,7 @@ ADEME names, and one example row a user can overwrite."""
 import csv
 import io
 
-from core.schema import SNAKE_TO_OFFICIAL
+from core.data.schema import SNAKE_TO_OFFICIAL
 
 # A plausible office building; a category the champion never saw is replaced by its first one.
 EXAMPLE = {

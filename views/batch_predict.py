@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from core import batch, workbench
-from core.csv_source import read_csv
+from core.data.csv_source import read_csv
+from core.data.schema import LABEL_COLUMN, SNAKE_TO_OFFICIAL
 from core.errors import DpeError
-from core.schema import LABEL_COLUMN, SNAKE_TO_OFFICIAL
-from ui import charts, frame
+from core.serving import batch
+from ui import charts, frame, workbench
 from ui.labels import label
 from ui.serving import load_champion
 from ui.template import template_csv

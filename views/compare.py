@@ -4,9 +4,9 @@ side; promote one to champion after a confirmation."""
 import pandas as pd
 import streamlit as st
 
-from core import registry
 from core.errors import DpeError
-from core.evaluate import HEADLINE
+from core.modeling.evaluate import HEADLINE
+from core.tracking import registry
 from ui import charts, frame, runs, status
 from ui.format import model_label, short
 from ui.links import experiment_runs_url, model_versions_url

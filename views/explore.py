@@ -2,10 +2,9 @@
 
 import streamlit as st
 
-from core import explore, explore_snapshot
 from core.config import Settings
 from core.errors import DpeError
-from ui import charts, frame
+from ui import charts, explore, explore_snapshot, frame
 from ui.format import short
 from ui.labels import label, table_columns
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from core import ingest, pipeline_log
+from core.data import ingest
 from core.errors import DpeError
+from core.lifecycle import pipeline_log
 from ui import frame, runs, status
 from ui.format import marker, model_label, short, when
 from ui.ingest_run import ADEME_DATASET_PAGE, fetch_problem, ingest_source
@@ -86,7 +87,7 @@ for service in (mlflow, api):
     elif not service.ready:
         st.info(service.text, icon=":material/hourglass_empty:")
 
-# The last lifecycle pass (core.pipeline), when one ran.
+# The last lifecycle pass (core.lifecycle.pipeline), when one ran.
 last_pass = pipeline_log.history(settings, limit=1)
 if last_pass:
     st.caption(

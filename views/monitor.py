@@ -5,9 +5,10 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import streamlit as st
 
-from core import api_metrics, drift, warehouse
+from core.data import warehouse
 from core.errors import DpeError
-from ui import frame, monitor_charts, status
+from core.monitoring import drift
+from ui import api_metrics, frame, monitor_charts, status
 from ui.format import short
 from ui.labels import label
 

@@ -4,9 +4,9 @@ import httpx
 import pandas as pd
 import streamlit as st
 
-from core import pipeline, pipeline_log
 from core.errors import DpeError
-from core.models import DEFAULT_MODELS
+from core.lifecycle import pipeline, pipeline_log
+from core.modeling.models import DEFAULT_MODELS
 from ui import frame
 from ui.format import short, when
 from ui.ingest_run import run_with_progress

@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from core import workbench
-from core.feature_sets import CONSUMPTION_FIELDS
-from ui import charts, frame
+from core.data.feature_sets import CONSUMPTION_FIELDS
+from ui import charts, frame, workbench
 from ui.charts import CONSUMPTION_UNIT
 from ui.format import short
 from ui.labels import FAMILY_LABELS, label

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from core import train, warehouse
+from core.data import warehouse
+from core.data.feature_sets import FEATURE_SETS
 from core.errors import DpeError
-from core.feature_sets import FEATURE_SETS
-from core.models import DEFAULT_MODELS, FAMILIES, NEEDS_CONSUMPTION, SEARCHES
+from core.modeling import train
+from core.modeling.models import DEFAULT_MODELS, FAMILIES, NEEDS_CONSUMPTION, SEARCHES
 from ui import charts, frame, runs
 from ui.estimate import training_estimate
 from ui.format import (

@@ -1,5 +1,5 @@
 """POST /predict (JSON records) and POST /predict/csv (a CSV upload): one champion, one rule
-per record, whatever the route (core.champion, core.batch)."""
+per record, whatever the route (core.serving.champion, core.serving.batch)."""
 
 import json
 import re
@@ -19,9 +19,9 @@ from api.auth import client_identity
 from api.deps import ChampionDep, SettingsDep, count_refusal
 from api.logs import REQUEST_ID
 from api.schemas import PredictRequest, PredictResponse, Problem
-from core import batch
-from core.champion import SMALL_BATCH
 from core.errors import DpeError
+from core.serving import batch
+from core.serving.champion import SMALL_BATCH
 
 # A \uD800-\uDFFF escape: JSON allows it alone, Unicode (and so any UTF-8 answer) does not.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")

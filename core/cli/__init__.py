@@ -1,4 +1,4 @@
-"""The command line: `python -m core COMMAND [options] [--json]`.
+"""The command line: `dpe COMMAND [options] [--json]` (or `python -m core COMMAND ...`).
 
 Each CLI module registers its own commands through `add_cli(subparsers)`; a command's
 handler takes (args, settings) and returns a dict, printed as one JSON object with
@@ -12,6 +12,7 @@ import importlib
 import json
 import logging
 import sys
+from pathlib import Path
 
 from core.config import get_settings
 from core.errors import DpeError
@@ -32,12 +33,15 @@ COMMANDS = {
     "drift": "core.cli.drift",
     "pipeline": "core.cli.pipeline",
     "pipeline-step": "core.cli.pipeline",
+    "api": "core.cli.serve",
+    "workbench": "core.cli.serve",
 }
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser for `command`, or for every command when it is unknown (e.g. --help)."""
-    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    prog = "dpe" if Path(sys.argv[0]).name == "dpe" else "python -m core"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     modules = [COMMANDS[command]] if command in COMMANDS else sorted(set(COMMANDS.values()))
     for module_name in modules:
@@ -62,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         # Libraries print to stdout (MLflow's "View run" links): keep stdout for the result.
         with contextlib.redirect_stdout(sys.stderr):
             result = args.run(args, get_settings())
-    except DpeError as error:
+    except DpeError as error:  # its kind gives the exit code (core.errors)
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     if args.json:
         print(json.dumps(result, ensure_ascii=False, default=str))
     else:

@@ -2,12 +2,12 @@
 
 import logging
 
-from core import ingest, warehouse
 from core.config import Settings
+from core.data import ingest, warehouse
 from core.errors import DpeError
 from core.progress import logged
 
-log = logging.getLogger("core.ingest")
+log = logging.getLogger("core.data.ingest")
 
 
 def add_cli(subparsers) -> None:

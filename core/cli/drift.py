@@ -1,8 +1,8 @@
 """`drift`: logged predictions or a dataset version against the champion's training data."""
 
 from core.config import Settings
-from core.drift import DriftReport, drift_report
-from core.prediction_store import SOURCES
+from core.monitoring.drift import DriftReport, drift_report
+from core.monitoring.prediction_store import SOURCES
 
 
 def add_cli(subparsers) -> None:

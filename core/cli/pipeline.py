@@ -2,9 +2,9 @@
 
 import json
 
-from core import pipeline, pipeline_log
 from core.config import Settings
 from core.errors import DpeError
+from core.lifecycle import pipeline, pipeline_log
 
 
 def add_cli(subparsers) -> None:

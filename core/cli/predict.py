@@ -4,11 +4,11 @@ import logging
 import time
 from pathlib import Path
 
-from core.batch import predict_csv
-from core.champion import load_champion
 from core.config import Settings
-from core.prediction_log import PredictionLogger
+from core.monitoring.prediction_log import PredictionLogger
 from core.progress import logged
+from core.serving.batch import predict_csv
+from core.serving.champion import load_champion
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """`runs` and `promote`: the training runs in MLflow and the champion."""
 
 from core.config import Settings
-from core.feature_sets import FEATURE_SETS
-from core.registry import Promotion, list_runs, promote
+from core.data.feature_sets import FEATURE_SETS
+from core.tracking.registry import Promotion, list_runs, promote
 
 
 def add_cli(subparsers) -> None:

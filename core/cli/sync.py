@@ -6,7 +6,7 @@ import logging
 
 from core.config import Settings
 from core.errors import DpeError
-from core.sync import sync_champion, watch_champion
+from core.tracking.sync import sync_champion, watch_champion
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,11 @@
 
 from dataclasses import asdict
 
-from core import backtest, train
 from core.config import Settings
-from core.feature_sets import FEATURE_SETS
-from core.models import DEFAULT_MODELS, FAMILIES, SEARCHES
-from core.splits import SPLITS
+from core.data.feature_sets import FEATURE_SETS
+from core.modeling import backtest, train
+from core.modeling.models import DEFAULT_MODELS, FAMILIES, SEARCHES
+from core.modeling.splits import SPLITS
 
 
 def _folds(text: str) -> int:

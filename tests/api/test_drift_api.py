@@ -26,14 +26,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from core import registry, train
 from core.config import Settings
-from core.drift import drift_report, labelled_rows
-from core.ingest import ingest
-from core.prediction_store import read_predictions
-from core.schema import RECORD_FIELDS
-from core.validation import clean
-from core.warehouse import load_dataset
+from core.data.ingest import ingest
+from core.data.schema import RECORD_FIELDS
+from core.data.validation import clean
+from core.data.warehouse import load_dataset
+from core.modeling import train
+from core.monitoring.drift import drift_report, labelled_rows
+from core.monitoring.prediction_store import read_predictions
+from core.tracking import registry
 from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.servers import free_port, running
 from tooling import synth

@@ -11,9 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.main import create_app
-from core.api_metrics import read_api_counters
 from core.errors import DpeError
-from core.prediction_store import read_predictions
+from core.monitoring.prediction_store import read_predictions
 from tests.support.api import (
     api_process,
     api_server,
@@ -24,6 +23,7 @@ from tests.support.api import (
 from tests.support.champion import publish_champion
 from tests.support.cli import ROOT, cli_env
 from tests.support.servers import free_port, running
+from ui.api_metrics import read_api_counters
 
 
 def metric_values(url: str) -> dict[tuple, float]:

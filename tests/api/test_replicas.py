@@ -12,14 +12,15 @@ import httpx
 import pandas as pd
 import pytest
 
-from core import registry, train
 from core.config import Settings
-from core.drift import drift_report
-from core.ingest import ingest
-from core.prediction_store import read_predictions
-from core.schema import RECORD_FIELDS
+from core.data.ingest import ingest
+from core.data.schema import RECORD_FIELDS
+from core.data.validation import clean
+from core.modeling import train
+from core.monitoring.drift import drift_report
+from core.monitoring.prediction_store import read_predictions
 from core.storage import Store
-from core.validation import clean
+from core.tracking import registry
 from tests.support.api import api_process, wait_until
 from tests.support.cli import cli_env, run_cli
 from tooling import synth

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from core.schema import LABELS, RECORD_FIELDS, to_snake_case
+from core.data.schema import LABELS, RECORD_FIELDS, to_snake_case
 from tests.support.api import TOKEN, api_server, health, serving, store_settings, wait_until
 from tests.support.champion import as_floats, probabilities, publish_champion
 from tests.support.cli import cli_env, run_cli

@@ -4,8 +4,8 @@ changed or removed while it is served keeps serving, and the state says why (deg
 import re
 
 from api.state import ServingState
-from core.champion_store import CHAMPION_DIR
 from core.storage import Store
+from core.tracking.champion_store import CHAMPION_DIR
 from tests.support.champion import publish_champion
 
 

@@ -4,7 +4,7 @@ the champion of the test's own store, and records to send it."""
 import pytest
 from sklearn.pipeline import Pipeline
 
-from core.champion import Champion, load_champion
+from core.serving.champion import Champion, load_champion
 from tests.support.champion import publish_champion, sample_records, train_pipeline
 
 

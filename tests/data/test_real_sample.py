@@ -2,9 +2,9 @@
 
 import pytest
 
-from core import warehouse
 from core.config import Settings
-from core.ingest import ingest
+from core.data import warehouse
+from core.data.ingest import ingest
 from tests.support.sources import page_server, read_pages, reencode
 
 pytestmark = pytest.mark.real_data

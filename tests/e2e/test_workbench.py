@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import expect
 
 from core.config import Settings
-from core.ingest import ingest
+from core.data.ingest import ingest
 from tests.support.cli import ROOT
 from tests.support.servers import free_port, running
 from tooling.synth import write_csv

@@ -1,4 +1,4 @@
-"""Models the behavioural tests question, trained once per session through `core.train`
+"""Models the behavioural tests question, trained once per session through `core.modeling.train`
 (logged to MLflow, loaded back from it): the rule model, the sector-scale model, a
 with-consumption forest and the scale model, on the real ADEME sample when it is present,
 else on generated records (a fresh clone)."""
@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import warehouse
-from core.train import labelled_rows
+from core.data import warehouse
+from core.modeling.train import labelled_rows
 from tests.support.training import fast_train, home_with_data
 
 

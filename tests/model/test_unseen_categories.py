@@ -12,11 +12,11 @@ import httpx
 import pandas as pd
 import pytest
 
-from core import registry
-from core.champion_store import read_manifest
-from core.scales import family_for_sector, label_for
-from core.schema import LABELS
+from core.data.schema import LABELS
+from core.modeling.scales import family_for_sector, label_for
 from core.storage import Store
+from core.tracking import registry
+from core.tracking.champion_store import read_manifest
 from tests.support.api import api_server, serving, wait_until
 from tests.support.cli import cli_env, run_cli
 from tests.support.pages import assert_clean, open_page, texts, use_home

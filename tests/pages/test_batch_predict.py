@@ -4,9 +4,9 @@ import io
 
 import pandas as pd
 
-from core import prediction_store
-from core.champion_store import read_manifest
+from core.monitoring import prediction_store
 from core.storage import Store
+from core.tracking.champion_store import read_manifest
 from tests.support.pages import assert_clean, open_page, texts
 from tooling.synth import generate_records
 from ui.template import template_csv
@@ -72,10 +72,10 @@ def test_bad_rows_get_the_right_rejection_report(data_env):
 
 def test_download_holds_every_row_with_its_prediction(data_env, data_home):
     _, built = data_home
-    from core import batch
-    from core.champion import load_champion
     from core.config import get_settings
-    from core.csv_source import read_csv
+    from core.data.csv_source import read_csv
+    from core.serving import batch
+    from core.serving.champion import load_champion
 
     data = batch_with_bad_rows()
     champion = load_champion(get_settings())

@@ -1,9 +1,9 @@
 """Compare: empty state; building-only and label-leaking runs ranked apart; side by side;
 the rule baseline said plainly; promotion after a confirmation, never of the champion."""
 
-from core import champion_store
 from core.config import get_settings
 from core.storage import Store
+from core.tracking import champion_store
 from tests.support.pages import assert_clean, open_page, texts
 
 PAGE = "views/compare.py"
@@ -63,7 +63,7 @@ def test_filters_narrow_the_runs(data_env, data_home):
 
 
 def test_a_with_consumption_model_is_measured_against_the_rules(own_data_env, data_home):
-    from core import train
+    from core.modeling import train
 
     _, built = data_home
     trained = train.train(own_data_env, "with-consumption", "logreg", search="none")
@@ -111,7 +111,7 @@ def test_mlflow_down_is_a_warning_not_an_error(empty_env, monkeypatch):
 
 
 def test_a_backtest_shows_next_to_the_rules(own_data_env):
-    from core.backtest import backtest
+    from core.modeling.backtest import backtest
 
     result = backtest(own_data_env, "building-only", "logreg", windows=2)
     app = open_page(PAGE)

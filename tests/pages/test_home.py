@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from core.config import get_settings
-from core.ingest import ingest
+from core.data.ingest import ingest
 from tests.support.pages import assert_clean, open_page, texts
 from tests.support.sources import records
 from tooling.synth import write_csv

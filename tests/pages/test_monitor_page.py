@@ -4,10 +4,11 @@ import json
 
 import pandas as pd
 
-from core import drift, prediction_log, warehouse
-from core.champion import load_champion
-from core.schema import RECORD_FIELDS
-from core.validation import clean
+from core.data import warehouse
+from core.data.schema import RECORD_FIELDS
+from core.data.validation import clean
+from core.monitoring import drift, prediction_log
+from core.serving.champion import load_champion
 from tests.support.pages import assert_clean, open_page, texts
 from tooling import synth
 from tooling.synth_tables import SECTORS

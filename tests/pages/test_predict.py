@@ -1,7 +1,7 @@
 """Predict: empty state; with a champion, a form from its schema and the answer on the
 A–G scale with the probabilities, the official-scale label and the champion that answered."""
 
-from core.scales import distance_to_better_class, family_for_sector, label_for
+from core.modeling.scales import distance_to_better_class, family_for_sector, label_for
 from tests.support.pages import assert_clean, open_page, texts
 
 PAGE = "views/predict.py"

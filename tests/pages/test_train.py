@@ -26,7 +26,7 @@ def test_leakage_of_with_consumption_is_explained(data_env):
 def test_defaults_are_the_clis_with_a_time_estimate(data_env):
     from sklearn.model_selection import ParameterGrid
 
-    from core.models import DEFAULT_MODELS, GRIDS
+    from core.modeling.models import DEFAULT_MODELS, GRIDS
 
     app = open_page(PAGE)
     model = DEFAULT_MODELS["building-only"]

@@ -1,9 +1,10 @@
 """A champion in the model store, written the way promotion writes it, without MLflow.
 
 `publish_champion` lays out `models/dpe/champion/v<N>/` (MLmodel, model.pkl, input example)
-and then, last, `manifest.json` with the sha256 of every file: the contract `core.champion_store`
-holds. Given `model_dir` (a directory `mlflow.sklearn.save_model` wrote) it publishes
-that directory instead, so `mlflow models serve` can serve the same files.
+and then, last, `manifest.json` with the sha256 of every file: the contract
+`core.tracking.champion_store` holds. Given `model_dir` (a directory
+`mlflow.sklearn.save_model` wrote) it publishes that directory instead, so
+`mlflow models serve` can serve the same files.
 """
 
 import json
@@ -16,12 +17,12 @@ import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from core.champion_store import Manifest, input_schema, publish
 from core.config import Settings
-from core.features import RecordEncoder
-from core.schema import LABELS, RECORD_FIELDS
+from core.data.schema import LABELS, RECORD_FIELDS
+from core.data.validation import clean
+from core.modeling.features import RecordEncoder
 from core.storage import Store
-from core.validation import clean
+from core.tracking.champion_store import Manifest, input_schema, publish
 from tooling.synth import generate_records
 
 FEATURE_SET = "with-consumption"

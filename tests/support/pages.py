@@ -6,7 +6,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from core.config import Settings, get_settings
-from core.ingest import ingest
+from core.data.ingest import ingest
 from tests.support.cli import ROOT
 from tests.support.servers import free_port
 from tooling.synth import write_csv
@@ -51,7 +51,8 @@ def use_home(monkeypatch, home: Path) -> Settings:
 
 def build_data_home(home: Path) -> dict:
     """Generated records ingested, a small model trained and promoted champion."""
-    from core import registry, train
+    from core.modeling import train
+    from core.tracking import registry
 
     home.mkdir(parents=True, exist_ok=True)
     settings = settings_for(home)

@@ -16,7 +16,7 @@ import duckdb
 import pandas as pd
 
 from core.config import Settings
-from core.schema import COLUMN_TYPES, COLUMNS, SNAKE_TO_OFFICIAL
+from core.data.schema import COLUMN_TYPES, COLUMNS, SNAKE_TO_OFFICIAL
 from core.storage import Store
 
 # ERP types the ADEME sample lacks (issue 12), and a free-text sector: records with them are

@@ -8,8 +8,8 @@ import uuid
 from pathlib import Path
 
 from core.config import Settings
-from core.ingest import ingest
-from core.train import train
+from core.data.ingest import ingest
+from core.modeling.train import train
 from tooling.synth import write_csv
 
 # Few trees and iterations: tests check behaviour and logging, not accuracy.
@@ -47,6 +47,6 @@ def home_with_data(
 
 
 def fast_train(settings: Settings, model: str, feature_set: str = "with-consumption", **options):
-    """`core.train.train` with FAST_PARAMS, no search and 2 folds unless told otherwise."""
+    """`core.modeling.train.train` with FAST_PARAMS, no search and 2 folds unless told otherwise."""
     options = {"search": "none", "cv": 2, "params": FAST_PARAMS[model], **options}
     return train(settings, feature_set, model, **options)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.scales import FAMILIES, LABELS, label_index
-from core.schema import COLUMNS, ID_COLUMN, SECTEURS
+from core.data.schema import COLUMNS, ID_COLUMN, SECTEURS
+from core.modeling.scales import FAMILIES, LABELS, label_index
 from tests.support.cli import ROOT, run_cli
 from tooling import synth
 

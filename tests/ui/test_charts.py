@@ -4,8 +4,8 @@ what the figures show a user (issue 15.8)."""
 import pandas as pd
 import pytest
 
-from core.evaluate import confusion_data
-from core.schema import COLUMNS, LABELS
+from core.data.schema import COLUMNS, LABELS
+from core.modeling.evaluate import confusion_data
 from ui import chart_style, charts, labels, monitor_charts, scale
 
 BOUNDS = (50, 110, 210, 350, 540, 750)
@@ -47,7 +47,7 @@ def test_surface_scatter_log_axes_have_clean_ticks():
 
 
 def test_surface_scatter_names_the_sector_of_a_point_on_hover():
-    # The columns `core.explore.surface_vs_consumption` returns.
+    # The columns `ui.explore.surface_vs_consumption` returns.
     frame = pd.DataFrame(
         {"surface": [12.0, 150.0], "conso": [3.0, 250.0], "label": ["A", "C"]}
     ).assign(secteur=["W : Administrations, banques, bureaux", "M : Magasins de vente"])

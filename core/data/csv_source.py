@@ -1,0 +1,243 @@
+"""Reading a CSV export of ADEME records with DuckDB, every column as text.
+
+A CSV is `,` `;` or tab separated, UTF-8 or cp1252 (transcoded to a temporary UTF-8 file),
+with a decimal point or comma. The dialect is set from the header and the lines after it,
+never sniffed by DuckDB; a malformed line is a DpeError naming its line in the file.
+`read_csv` gives a frame; `csv_table` keeps the file open in DuckDB for a block.
+"""
+
+import codecs
+import csv
+import logging
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from core.data.sources import head
+from core.data.warehouse import literal, quote
+from core.errors import DpeError
+
+log = logging.getLogger(__name__)
+
+SNIFF_LINES = 50  # lines after the header the separator is checked on
+CHUNK_BYTES = 1 << 20
+DELIMITERS = (";", ",", "\t")
+
+
+def _is_utf8(path: Path, name: str) -> bool:
+    """Whether the file is UTF-8; DpeError if it holds a NUL byte anywhere: text never does,
+    and DuckDB would read it into the values."""
+    decoder, utf8, offset = codecs.getincrementaldecoder("utf-8")(), True, 0
+    with open(path, "rb") as file:
+        while chunk := file.read(CHUNK_BYTES):
+            if (nul := chunk.find(b"\x00")) >= 0:
+                raise DpeError(
+                    f"source {name} is a binary file, not a CSV: a NUL byte at byte {offset + nul}"
+                )
+            offset += len(chunk)
+            utf8 = utf8 and _decodes(decoder, chunk)
+    return utf8 and _decodes(decoder, b"", final=True)
+
+
+def _decodes(decoder, data: bytes, final: bool = False) -> bool:
+    try:
+        decoder.decode(data, final)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _transcode_cp1252(source: Path, target: Path, name: str) -> None:
+    # cp1252, not latin-1: ADEME's texts hold ’ and – which only cp1252 maps.
+    try:
+        with (
+            open(source, encoding="cp1252", newline="") as src,
+            open(target, "w", encoding="utf-8", newline="") as dst,
+        ):
+            while chunk := src.read(CHUNK_BYTES):
+                dst.write(chunk)
+    except UnicodeDecodeError as error:
+        raise DpeError(f"{name} is neither UTF-8 nor cp1252 text: {error.reason}") from error
+
+
+@contextmanager
+def utf8_csv_file(source: str | Path | bytes, name: str) -> Iterator[Path]:
+    """`source` (a path, or the bytes of a file) as a UTF-8 file on disk DuckDB can scan."""
+    with tempfile.TemporaryDirectory(prefix="dpe-csv-") as tmp:
+        path = Path(tmp) / "upload.csv" if isinstance(source, bytes) else Path(source)
+        if isinstance(source, bytes):
+            path.write_bytes(source)
+        if not _is_utf8(path, name):
+            utf8 = Path(tmp) / "utf8.csv"
+            _transcode_cp1252(path, utf8, name)
+            path = utf8
+        yield path
+
+
+def _head_lines(path: Path) -> list[str]:
+    """The header and up to SNIFF_LINES lines after it (whole lines, blank ones left out)."""
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        lines = [file.readline() for _ in range(SNIFF_LINES + 1)]
+    return [line for line in lines if line.strip()]
+
+
+def _delimiter(lines: list[str]) -> str:
+    """The separator that splits the header and the lines after it into the same number of
+    fields (more than one); else the one the header holds most. A header alone cannot tell:
+    `"note; a; b",surface_utile` holds as many `;` as `,`."""
+    consistent = {}
+    for delimiter in DELIMITERS:
+        try:
+            rows = list(csv.reader(lines, delimiter=delimiter))
+        except csv.Error:  # not this separator's CSV (a field past csv's size limit)
+            continue
+        if len(lines) > SNIFF_LINES:  # the window may end inside a record
+            rows = rows[:-1]
+        widths = {len(row) for row in rows}
+        if len(rows) > 1 and len(widths) == 1 and widths != {1}:
+            consistent[delimiter] = len(rows[0])
+    if consistent:
+        return max(consistent, key=lambda delimiter: consistent[delimiter])
+    return max(DELIMITERS, key=lines[0].count)
+
+
+def _csv_header(path: Path, name: str) -> tuple[list[str], str]:
+    """The CSV's column names and separator (ADEME column names hold none of them)."""
+    lines = _head_lines(path)
+    delimiter = _delimiter(lines) if lines else ","
+    names = next(csv.reader(lines[:1], delimiter=delimiter), [])
+    if not any(names):
+        raise DpeError(f"{name} is empty: no header line")
+    if len(set(names)) < len(names):
+        raise DpeError(f"{name}: a column name appears twice in the header")
+    return names, delimiter
+
+
+def csv_scan(path: Path, name: str) -> tuple[str, list[str], str]:
+    """A DuckDB table function reading the CSV with every column as text, its columns and
+    its separator.
+
+    The dialect is set, not sniffed: sniffing could take `#` for a comment, and a set
+    dialect gets errors that name the line at fault.
+    """
+    names, delimiter = _csv_header(path, name)
+    columns = ", ".join(f"{literal(column)}: 'VARCHAR'" for column in names)
+    scan = (
+        f"read_csv({literal(str(path))}, auto_detect = false, header = true, "
+        f"columns = {{{columns}}}, delim = {literal(delimiter)}, quote = '\"', escape = '\"')"
+    )
+    return scan, names, delimiter
+
+
+def csv_error(name: str, error: duckdb.Error, path: Path | None = None, delimiter=",") -> DpeError:
+    """What is wrong and on which line of the file, from DuckDB's long CSV error; its tips,
+    the row's data and the temporary file's path go to the log only."""
+    log.debug("CSV %s: %s", name, error)
+    text = str(error)
+    record = re.search(r"CSV Error on Line: (\d+)", text)
+    where = ""
+    if record:  # DuckDB counts records (the header is 1); an editor counts lines
+        line = _file_line(path, delimiter, int(record[1])) if path else None
+        where = f"line {line}: " if line else f"record {int(record[1]) - 1}: "
+    return DpeError(f"{name} is not a readable CSV: {where}{_csv_problem(text)}")
+
+
+def _file_line(path: Path, delimiter: str, record: int) -> int | None:
+    """The line of the file where DuckDB's `record` (header = 1) starts: values in quotes
+    may hold line breaks, so records and lines differ."""
+    with open(path, encoding="utf-8-sig", newline="") as file:
+        reader = csv.reader(file, delimiter=delimiter)
+        try:
+            for _ in range(record - 1):
+                next(reader)
+        except (StopIteration, csv.Error):
+            return None
+        return reader.line_num + 1
+
+
+def _csv_problem(text: str) -> str:
+    """DuckDB's reason, said in words a user knows."""
+    if "unterminated quote" in text:
+        return 'a quote (") is opened and never closed'
+    if counts := re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text):
+        expected, found = int(counts[1]), int(counts[2])
+        more = "more" if found > expected else "fewer"
+        return f"the row has {more} fields ({found}) than the header ({expected})"
+    first = text.splitlines()[0] if text.strip() else "malformed row"
+    return first.split("Error:", 1)[-1].strip()[:200]
+
+
+def read_csv(source: str | Path | bytes, name: str | None = None) -> pd.DataFrame:
+    """Read a CSV (a path or a file's bytes) as text columns named as in its header.
+
+    `,` `;` or tab separated, UTF-8 or cp1252; empty cells are missing values. Column
+    names may be the official ADEME ones or snake_case: `clean()` accepts both.
+    """
+    with csv_table(source, name) as table:
+        return table.frame()
+
+
+@dataclass
+class CsvTable:
+    """A CSV open in DuckDB for a `with csv_table(...)` block: every column as text."""
+
+    connection: duckdb.DuckDBPyConnection
+    scan: str  # a table function reading the file, for queries on the connection
+    columns: list[str]  # as named in the header
+    name: str  # what error messages call the file
+    path: Path  # the file DuckDB reads (UTF-8)
+    delimiter: str
+
+    def frame(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The rows, with all the columns or the ones given (in that order)."""
+        if columns == []:  # no columns, but as many rows
+            [(rows,)] = self.fetch(f"SELECT count(*) FROM {self.scan}", "fetchall")
+            frame = pd.DataFrame(index=range(rows))
+        else:
+            selected = "*" if columns is None else ", ".join(quote(c) for c in columns)
+            frame = self.fetch(f"SELECT {selected} FROM {self.scan}", "df")
+        if len(frame.index) == 0 and has_data_lines(self.path):
+            raise no_rows_error(self.name)
+        return frame
+
+    def fetch(self, sql: str, how: str):
+        """`sql` run and its result fetched (`fetchall`, `df`...): a malformed row, found
+        while fetching, is a DpeError naming its line."""
+        try:
+            return getattr(self.connection.execute(sql), how)()
+        except duckdb.Error as error:
+            raise csv_error(self.name, error, self.path, self.delimiter) from error
+
+    def query(self, sql: str) -> duckdb.DuckDBPyConnection:
+        """Run `sql` (which reads `scan`) for its effect; a malformed row is a DpeError."""
+        return self.fetch(sql, "fetchall")
+
+
+@contextmanager
+def csv_table(source: str | Path | bytes, name: str | None = None) -> Iterator[CsvTable]:
+    """A CSV (a path or a file's bytes) open in DuckDB for the block, as `read_csv` reads
+    it: for work that does not need every column in pandas."""
+    name = name or ("uploaded CSV" if isinstance(source, bytes) else str(source))
+    head(source, name)
+    with utf8_csv_file(source, name) as path, duckdb.connect() as con:
+        scan, columns, delimiter = csv_scan(path, name)
+        yield CsvTable(con, scan, columns, name, path, delimiter)
+
+
+def no_rows_error(name: str) -> DpeError:
+    """For a CSV read as no rows although lines follow its header (never "0 rows")."""
+    return DpeError(
+        f'{name}: no row could be read although lines follow the header; is a quote (") '
+        "in the header left open?"
+    )
+
+
+def has_data_lines(path: Path) -> bool:
+    """Whether a non-blank line follows the header."""
+    return len(_head_lines(path)) > 1

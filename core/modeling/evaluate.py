@@ -1,0 +1,174 @@
+"""Test-split metrics, baselines and figures of a fitted model.
+
+Metrics are flat `{name: float}` dicts, as MLflow logs them: the headline ones
+(accuracy, macro_f1, balanced_accuracy, log_loss, ece) and, per label, precision_X,
+recall_X, f1_X and support_X, so class imbalance is visible next to the averages.
+With the consumption, `monotonicity_violations`: how often raising only the consumption
+gives a better label (`non_monotone`).
+"""
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.dummy import DummyClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import (
+    ConfusionMatrixDisplay,
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    log_loss,
+    precision_recall_fscore_support,
+)
+
+from core.data.feature_sets import FEATURE_SETS
+from core.data.schema import LABELS
+from core.modeling.models import build_pipeline
+from core.tracking.headline import HEADLINE
+
+CALIBRATION_BINS = 10
+# kWhEP/m²/an, 5-unit steps across every scale's bounds (all multiples of 5, the highest
+# 1,130): the grid a building's consumption is raised over to check monotonicity.
+CONSUMPTIONS = np.arange(0.0, 1500.0, 5.0)
+MONOTONICITY_CHUNK = 50  # buildings predicted at a time (x len(CONSUMPTIONS) rows)
+
+
+def metrics(y_true, proba: np.ndarray, classes, y_pred=None) -> dict[str, float]:
+    """Headline and per-label metrics from predicted probabilities (columns = `classes`)
+    and the predicted labels (default: the most probable class of each row)."""
+    classes = np.asarray(classes)
+    if y_pred is None:
+        y_pred = classes[np.argmax(proba, axis=1)]
+    result = {
+        "accuracy": accuracy_score(y_true, y_pred),
+        "macro_f1": f1_score(y_true, y_pred, average="macro", zero_division=0),
+        "balanced_accuracy": balanced_accuracy_score(y_true, y_pred),
+        "log_loss": log_loss(y_true, proba, labels=classes),
+        "ece": expected_calibration_error(y_true, proba, classes, y_pred),
+    }
+    labels = [label for label in LABELS if label in set(classes) | set(y_true)]
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0
+    )
+    for i, label in enumerate(labels):
+        result[f"precision_{label}"] = precision[i]
+        result[f"recall_{label}"] = recall[i]
+        result[f"f1_{label}"] = f1[i]
+        result[f"support_{label}"] = support[i]
+    return {name: float(value) for name, value in result.items()}
+
+
+def expected_calibration_error(y_true, proba: np.ndarray, classes, y_pred=None) -> float:
+    """How far the predicted label's probability (default: the top one's) is from its hit
+    rate, averaged over bins."""
+    classes = np.asarray(classes)
+    predicted = np.argmax(proba, axis=1)
+    if y_pred is not None:
+        column = {label: i for i, label in enumerate(classes)}
+        predicted = np.array([column[label] for label in y_pred], dtype=int)
+    confidence = proba[np.arange(len(proba)), predicted]
+    hits = classes[predicted] == np.asarray(y_true)
+    bins = np.minimum((confidence * CALIBRATION_BINS).astype(int), CALIBRATION_BINS - 1)
+    error = 0.0
+    for b in np.unique(bins):
+        mask = bins == b
+        error += mask.mean() * abs(hits[mask].mean() - confidence[mask].mean())
+    return float(error)
+
+
+def model_metrics(model, X, y) -> dict[str, float]:
+    # The model's own labels: the scale model's is a median, not the argmax of its proba.
+    return metrics(y, model.predict_proba(X), model.classes_, model.predict(X))
+
+
+def non_monotone(model, buildings, consumptions=CONSUMPTIONS) -> np.ndarray:
+    """For each building (a DataFrame or a list of records), whether raising only its
+    `conso_kwhep_m2_an` over `consumptions` (ascending) gives a better label somewhere.
+
+    By regulation a higher consumption never gives a better label: the rules and the
+    scale model never do (by construction), a forest often does.
+    """
+    frame = pd.DataFrame(buildings).reset_index(drop=True)
+    consumptions = np.asarray(consumptions, dtype=float)
+    found = np.zeros(len(frame), dtype=bool)
+    for start in range(0, len(frame), MONOTONICITY_CHUNK):
+        part = frame.iloc[start : start + MONOTONICITY_CHUNK]
+        grid = part.loc[part.index.repeat(len(consumptions))].reset_index(drop=True)
+        grid["conso_kwhep_m2_an"] = np.tile(consumptions, len(part))
+        index = label_indices(model.predict(grid)).reshape(len(part), len(consumptions))
+        found[start : start + len(part)] = (np.diff(index, axis=1) < 0).any(axis=1)
+    return found
+
+
+def monotonicity_violations(model, buildings, consumptions=CONSUMPTIONS) -> float:
+    """The fraction of `buildings` that are `non_monotone` (0 when there are none)."""
+    found = non_monotone(model, buildings, consumptions)
+    return float(found.mean()) if len(found) else 0.0
+
+
+def label_indices(labels) -> np.ndarray:
+    """0 (A) .. 6 (G) for each label."""
+    return np.array([LABELS.index(str(label)) for label in labels], dtype=int)
+
+
+def baseline_metrics(feature_set: str, X_train, y_train, X_test, y_test) -> dict[str, float]:
+    """What a model must beat, on the same split, as `baseline_<name>_<metric>`.
+
+    With the consumption, the official scales (the rule model); without, the majority label.
+    """
+    if FEATURE_SETS[feature_set].baseline == "rules":
+        name, model = "rules", build_pipeline("rules", feature_set)
+    else:
+        name, model = "majority", DummyClassifier(strategy="most_frequent")
+    found = model_metrics(model.fit(X_train, y_train), X_test, y_test)
+    return {f"baseline_{name}_{metric}": found[metric] for metric in HEADLINE}
+
+
+def beats_baseline(metrics: dict[str, float], feature_set: str) -> float:
+    """1.0 when the model's macro-F1 is above its baseline's on the same split, else 0.0
+    (a float: MLflow logs metrics as numbers)."""
+    baseline = FEATURE_SETS[feature_set].baseline
+    return float(metrics["macro_f1"] > metrics[f"baseline_{baseline}_macro_f1"])
+
+
+def field_importance(model, X: pd.DataFrame, y, fields, seed: int) -> pd.Series:
+    """Macro-F1 lost when each record field is shuffled on the test split, largest first.
+
+    Measured on record fields rather than encoded columns, so every family, the rule
+    model included, is explained in the fields a user sends.
+    """
+    found = permutation_importance(
+        model, X[list(fields)], y, scoring="f1_macro", n_repeats=3, random_state=seed, n_jobs=1
+    )
+    return pd.Series(found.importances_mean, index=list(fields)).sort_values(ascending=False)
+
+
+def confusion_data(y_true, y_pred, classes) -> dict:
+    """The confusion matrix as JSON-able data, for the workbench's interactive chart:
+    `counts[i][j]` test records of true label `labels[i]` predicted `labels[j]`."""
+    labels = [str(label) for label in classes]
+    counts = confusion_matrix(y_true, y_pred, labels=list(classes))
+    return {"labels": labels, "counts": counts.tolist()}
+
+
+def confusion_figure(y_true, y_pred, classes) -> Figure:
+    # Figure() rather than pyplot: no GUI backend, no global state to close afterwards.
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, labels=list(classes), ax=ax, colorbar=False
+    )
+    ax.set_title("Confusion matrix (test split)")
+    fig.tight_layout()
+    return fig
+
+
+def importance_figure(importance: pd.Series) -> Figure:
+    fig = Figure(figsize=(7, 0.35 * len(importance) + 1.2))
+    ax = fig.subplots()
+    importance.iloc[::-1].plot.barh(ax=ax)
+    ax.set_xlabel("macro-F1 lost when the field is shuffled")
+    ax.set_title("Field importance (permutation, test split)")
+    fig.tight_layout()
+    return fig

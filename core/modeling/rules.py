@@ -1,0 +1,129 @@
+"""The rule models: the official label scales (`core.modeling.scales`) as classifiers, with the
+scale of each sector as the regulation assigns it (`RuleClassifier`) or as the labels
+show diagnosticians choose it (`SectorScaleClassifier`)."""
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from core.modeling.scales import (
+    FAMILIES,
+    LABELS,
+    family_for_sector,
+    label_for,
+    label_index,
+    sector_key,
+)
+
+MIN_CONFIDENCE = 0.5  # a label predicted with less would not be the argmax for sure
+
+
+class RuleClassifier(ClassifierMixin, BaseEstimator):
+    """The regulation as a model: the energy scale of the building's sector applied to its
+    consumption. Without a consumption it answers the training set's most frequent label.
+
+    `smoothing` keeps a little probability on other classes so log loss stays finite.
+    """
+
+    def __init__(self, smoothing: float = 0.01):
+        self.smoothing = smoothing
+
+    def fit(self, X: pd.DataFrame, y):
+        self.classes_ = np.array(LABELS)
+        counts = pd.Series(np.asarray(y)).value_counts()
+        self.fallback_label_ = counts.index[0] if len(counts) else "D"
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        labels = self._rule_labels(X)
+        proba = np.full((len(X), len(LABELS)), self.smoothing / (len(LABELS) - 1))
+        proba[np.arange(len(X)), [LABELS.index(lab) for lab in labels]] = 1 - self.smoothing
+        return proba
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self._rule_labels(X), dtype=object)
+
+    def _rule_labels(self, X: pd.DataFrame) -> list[str]:
+        sectors = X["secteur_activite"].tolist()
+        conso = pd.to_numeric(X["conso_kwhep_m2_an"], errors="coerce").to_numpy(dtype=float)
+        labels = []
+        for sector, value in zip(sectors, conso, strict=True):
+            label = label_for(value, family_for_sector(sector))
+            labels.append(label or self.fallback_label_)
+        return labels
+
+
+class SectorScaleClassifier(ClassifierMixin, BaseEstimator):
+    """The official scales, with the scale of each sector learned from the labels.
+
+    The regulation assigns each sector a scale, but diagnosticians often use another one:
+    on the ADEME sample, « J : structures d'accueil pour personnes âgées » are labelled
+    on the « autres » scale in 80 % of records and on the assigned « occupation continue »
+    one in 10 %. fit: for each sector (`sector_key`: its ERP code, so new spellings of a
+    known code are known), count the training records whose label each scale reproduces,
+    plus `prior` pseudo-records for the scale the regulation assigns; the sector's scale
+    is the one with the most. Records every scale agrees on (consumption 0 or the 0.1
+    placeholder: A on every scale, and A in all 407 such records of the sample) say
+    nothing about the scale and are left out of the counts. A sector never seen in
+    training (an ERP type the data lacked, a free-text value) takes the regulation's scale.
+
+    predict: the consumption's label on the sector's scale (monotone in the consumption);
+    without a consumption, the most frequent training label. predict_proba puts on that
+    label the share of the sector's training records it was right for (at least
+    `MIN_CONFIDENCE`), the rest spread evenly, so its argmax is the predicted label.
+    """
+
+    def __init__(self, prior: float = 2.0):
+        self.prior = prior
+
+    def fit(self, X: pd.DataFrame, y):
+        families = list(FAMILIES)
+        conso = pd.to_numeric(X["conso_kwhep_m2_an"], errors="coerce").to_numpy(dtype=float)
+        y = np.asarray(y).astype(str)
+        y_index = np.array([LABELS.index(label) for label in y])
+        agree = np.column_stack([label_index(conso, f) == y_index for f in families])
+        informative = agree.any(axis=1) & ~agree.all(axis=1)
+        sectors = np.asarray(X["secteur_activite"], dtype=object)
+        keys = np.array([sector_key(s) for s in sectors], dtype=object)
+        self.family_by_sector_, self.confidence_by_sector_ = {}, {}
+        for key in pd.unique(keys[informative]):
+            rows = informative & (keys == key)
+            counts = agree[rows].sum(axis=0).astype(float)
+            assigned = family_for_sector(sectors[np.argmax(rows)])  # the regulation's
+            counts[families.index(assigned)] += self.prior
+            best = int(np.argmax(counts))
+            self.family_by_sector_[key] = families[best]
+            # Right on every uninformative record of the sector too (they are A everywhere).
+            sector = (keys == key) & ~np.isnan(conso)
+            self.confidence_by_sector_[key] = float(
+                (agree[sector, best].sum() + 1) / (sector.sum() + 2)
+            )
+        self.classes_ = np.array(LABELS, dtype=object)
+        counts = np.array([(y == label).sum() for label in LABELS], dtype=float)
+        self.prior_ = counts / max(counts.sum(), 1.0)
+        return self
+
+    def family(self, secteur_activite: str | None) -> str:
+        """The scale this model applies to a sector."""
+        found = self.family_by_sector_.get(sector_key(secteur_activite))
+        return found or family_for_sector(secteur_activite)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        conso = pd.to_numeric(X["conso_kwhep_m2_an"], errors="coerce").to_numpy(dtype=float)
+        sectors = list(X["secteur_activite"])
+        families = np.array([self.family(sector) for sector in sectors], dtype=object)
+        confidence = np.array(
+            [self.confidence_by_sector_.get(sector_key(s), MIN_CONFIDENCE) for s in sectors]
+        ).clip(MIN_CONFIDENCE, None)
+        known = np.flatnonzero(~np.isnan(conso))
+        labels = np.zeros(len(conso), dtype=int)
+        for family in set(families[known]):
+            rows = known[families[known] == family]
+            labels[rows] = label_index(conso[rows], family).astype(int)
+        proba = np.tile(self.prior_, (len(conso), 1))  # no consumption: the label frequencies
+        proba[known] = ((1 - confidence[known]) / (len(LABELS) - 1))[:, None]
+        proba[known, labels[known]] = confidence[known]
+        return proba
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

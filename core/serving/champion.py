@@ -1,0 +1,378 @@
+"""The champion: one code path predicts for the API, the workbench's pages and the CLI.
+
+- `load_champion(settings)` reads the manifest (`core.tracking.champion_store`), downloads the files
+  it lists, checks every sha256 before unpickling anything, and builds the predictor;
+- `Champion.predict(records)` answers a list of dicts (snake_case or official ADEME names,
+  every field optional): one `Prediction` per record, with `error` set, and no label, when
+  a value cannot be read (text in a number field, a value out of range); a category the
+  model never saw is predicted and named in `warnings`.
+
+Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a classifier.
+Tree ensembles also get a fast engine (`core.serving.engines`): a numba kernel for forests, treelite
+for gradient boosting. Each is checked against `pipeline.predict_proba` at load time and
+dropped, with a warning, if it differs by more than `TOLERANCE`.
+
+Start-up. This module imports neither sklearn nor pandas at the top: `serving_champions`
+first reads a forest pipeline without them (`core.serving.light_reader`), and a server answers
+with that, then unpickles the same download normally (`api.state`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, TypedDict
+
+import numpy as np
+
+from core.config import Settings
+from core.data.schema import LABELS, RECORD_FIELDS
+from core.data.validation import Check, RowErrors, add_number_errors, schema_checks, spec_checks
+from core.errors import DpeError
+from core.modeling.encoding import FieldEncoding
+from core.serving.light_reader import LightForest, read_light
+from core.serving.records import (
+    check_keys,
+    columns_of,
+    fields_frame,
+    frame_columns,
+    snake_case_record,
+    synthetic_records,
+    unseen_category,
+)
+from core.storage import Store
+from core.tracking import champion_store
+from core.tracking.champion_store import Manifest
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-6  # largest difference to sklearn's probabilities a fast engine may show
+SMALL_BATCH = 64  # up to this many rows, the compiled model is faster than sklearn
+VERIFY_ROWS = 300  # synthetic records engines are checked on at load: > PARALLEL_ROWS
+
+
+class Prediction(TypedDict):
+    """One record's answer. `label` and `probabilities` ({A..G}) are None when `error` says
+    why the record could not be predicted; `warnings` name what was predicted anyway."""
+
+    label: str | None
+    probabilities: dict[str, float] | None
+    error: str | None
+    warnings: list[str]
+
+
+class PredictionSink(Protocol):
+    """Receives each prediction, on a background thread: `records` a DataFrame of the
+    snake_case record fields, `results` a list of `Prediction`, `client` and `request_id`
+    who asked (or None). `core.monitoring.prediction_log.PredictionLogger.log` fits. A sink with
+    `takes_columns = True` gets, from `Champion.predict`, a mapping of the fields' columns
+    (name -> array) instead: no DataFrame is built for it (the API's log is one)."""
+
+    def __call__(
+        self,
+        records: pd.DataFrame,
+        results: list[Prediction],
+        model_version: str,
+        source: str,
+        *,
+        client: str | None,
+        request_id: str | None,
+    ) -> None: ...
+
+
+# The one thread every champion hands its predictions to its sink on.
+_SINK_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dpe-prediction-sink")
+
+
+# --- Loading ------------------------------------------------------------------------------
+
+
+def load_champion(
+    settings: Settings,
+    manifest: Manifest | None = None,
+    *,
+    store: Store | None = None,
+    sink: PredictionSink | None = None,
+) -> Champion:
+    """Load the promoted champion (the given manifest, else the store's current one), its
+    fast engines checked against sklearn. Never imports mlflow: the model file is a pickled
+    sklearn Pipeline, and mlflow's import alone exceeds the API's cold start budget."""
+    store = store or Store(settings)
+    manifest = manifest or champion_store.read_manifest(store)
+    champion = _unpickled(manifest, champion_store.download(store, manifest), sink)
+    champion.compile()
+    return champion
+
+
+def serving_champions(
+    manifest: Manifest, store: Store, sink: PredictionSink | None = None
+) -> Iterator[Champion]:
+    """The champion as a server that must answer at once serves it, from one download: first
+    quick (a RandomForest or ExtraTrees pipeline read without sklearn, into a numba engine
+    not checked yet, `core.serving.light_reader`; any other model in plain sklearn), then with
+    its fast engines checked."""
+    files = champion_store.download(store, manifest)
+    light = read_light(files[manifest.model_file])
+    if light is not None:
+        yield Champion(manifest, light, example=_input_example(files, manifest), sink=sink)
+    champion = _unpickled(manifest, files, sink)
+    if light is None:
+        yield champion
+    champion.compile()
+    yield champion
+
+
+def _unpickled(
+    manifest: Manifest, files: dict[str, bytes], sink: PredictionSink | None
+) -> Champion:
+    """The champion of the pickled pipeline, its engines sklearn's until `compile()`."""
+    try:
+        pipeline = pickle.loads(files[manifest.model_file])
+    except Exception as error:  # any unpickling failure means the same to the user
+        raise DpeError(f"could not load {manifest.model_file}: {error}") from error
+    if not hasattr(pipeline, "predict_proba"):
+        raise DpeError(f"{manifest.model_file} holds no classifier with predict_proba")
+    return Champion(manifest, pipeline, example=_input_example(files, manifest), sink=sink)
+
+
+def _input_example(files: dict[str, bytes], manifest: Manifest) -> list[dict]:
+    """Records of the MLflow input example shipped with the model, if any."""
+    model_dir = manifest.model_dir or Path(manifest.model_file).parent.as_posix()
+    data = files.get(f"{model_dir}/input_example.json")
+    if data is None:
+        return []
+    example = json.loads(data)
+    example = example.get("dataframe_split", example) if isinstance(example, dict) else example
+    if isinstance(example, dict) and "columns" in example:
+        return [dict(zip(example["columns"], row, strict=True)) for row in example["data"]]
+    return example if isinstance(example, list) else []
+
+
+# --- The champion ----------------------------------------------------------------------------
+
+
+class Champion:
+    """A loaded champion: its manifest, its pipeline and the engines that run it."""
+
+    def __init__(
+        self,
+        manifest: Manifest,
+        pipeline,
+        example: list[dict] | None = None,
+        sink: PredictionSink | None = None,
+    ):
+        self.manifest = manifest
+        self.model_version = manifest.model_version
+        self.pipeline = pipeline
+        self.sink = sink
+        self.loaded_at = datetime.now(UTC)
+        schema = {entry["name"]: entry for entry in manifest.input_schema}
+        # Per field with a closed list: the values the model knows.
+        self._categories = {
+            name: frozenset(entry["categories"])
+            for name, entry in schema.items()
+            if RECORD_FIELDS.get(name)
+            and RECORD_FIELDS[name].kind == "category"
+            and entry.get("categories") is not None
+        }
+        numbers = [name for name, spec in RECORD_FIELDS.items() if spec.kind != "category"]
+        self._spec_checks = {name: spec_checks(name) for name in numbers}
+        self._schema_checks = {name: schema_checks(name, schema.get(name)) for name in numbers}
+        self._example = example or []
+        self._build_engines()
+
+    # Engines: `_small` answers up to SMALL_BATCH rows, `_large` more. Both start as the
+    # classifier's own predict_proba; `compile()` swaps in faster ones checked against it.
+
+    def _build_engines(self) -> None:
+        steps = getattr(self.pipeline, "steps", [])
+        head = steps[0][1] if len(steps) == 2 else None
+        # The sklearn RecordEncoder or, in a light champion, its attributes alone: only
+        # FieldEncoding's `transform_columns` is used, which both have.
+        self._encoder: FieldEncoding | None
+        if isinstance(head, FieldEncoding):
+            self._encoder, self._classifier = head, steps[1][1]
+        else:  # any other pipeline (e.g. the rule model) takes a DataFrame of the fields
+            self._encoder, self._classifier = None, self.pipeline
+        classes = [str(c) for c in self._classifier.classes_]
+        if not set(classes) <= set(LABELS):
+            raise DpeError(f"the champion predicts classes {classes}, not labels A–G")
+        self._class_columns = [LABELS.index(c) for c in classes]
+        self._small = self._large = self._classifier.predict_proba
+        self.light = isinstance(self._classifier, LightForest)
+        engine = "numba-forest, not checked yet" if self.light else "sklearn"
+        self.engines = {"small": engine, "large": engine}
+
+    def compile(self) -> None:
+        """Swap in the fast engines (see the module's doc) that give sklearn's probabilities,
+        within TOLERANCE, on the input example and synthetic records; drop the others."""
+        if self._encoder is None or self.light:  # a light champion has no sklearn to check
+            return
+        from core.serving.engines import fast_engines  # numba: imported once a model is served
+
+        records = [snake_case_record(record) for record in self._example]
+        frame = fields_frame(records + synthetic_records(self._encoder, VERIFY_ROWS))
+        try:
+            expected = self.pipeline.predict_proba(frame)
+            matrix = self._encoder.transform_columns(frame_columns(frame))
+        except Exception as error:  # nothing to check against: keep sklearn
+            log.warning("fast engines not checked (%s): sklearn answers", error)
+            return
+        for name, sizes, engine in fast_engines(self._classifier):
+            try:
+                # An engine for small batches only is checked on small batches.
+                step = SMALL_BATCH if sizes == ("small",) else len(matrix)
+                got = np.vstack([engine(matrix[i : i + step]) for i in range(0, len(matrix), step)])
+                difference = float(np.max(np.abs(got - expected)))
+            except Exception as error:  # an engine that cannot run is not used
+                log.warning("%s engine failed its check (%s): sklearn answers", name, error)
+                continue
+            if difference > TOLERANCE:
+                log.warning(
+                    "%s engine differs from sklearn by %.3g: sklearn answers", name, difference
+                )
+                continue
+            for size in sizes:
+                setattr(self, f"_{size}", engine)
+                self.engines[size] = name
+
+    def labels_of(self, proba: np.ndarray) -> np.ndarray:
+        """The label of each row of probabilities, as the model itself decides it (the scale
+        model answers the median class, which stays monotone in the consumption)."""
+        if self.light:  # a forest: the most probable label
+            return np.array(LABELS, dtype=object)[np.argmax(proba, axis=1)]
+        from core.modeling.models import (
+            label_index_from_proba,  # sklearn is loaded: the pipeline is
+        )
+
+        return np.array(LABELS, dtype=object)[label_index_from_proba(self.pipeline, proba)]
+
+    def predict_proba(self, records) -> np.ndarray:
+        """Probabilities (n, 7), columns A..G, of records already validated: a list of
+        dicts or a DataFrame of snake_case fields, numbers as numbers."""
+        if len(records) == 0:
+            return np.zeros((0, len(LABELS)))
+        frame = fields_frame(records)
+        if self._encoder is None:
+            return self._all_labels(self._classifier.predict_proba(frame))
+        return self._engine_proba(self._encoder.transform_columns(frame_columns(frame)))
+
+    def columns_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """`predict_proba` of records given as columns (object arrays, float arrays for
+        numbers): the encoder reads them as they are."""
+        if self._encoder is None:
+            import pandas as pd
+
+            return self.predict_proba(pd.DataFrame(columns, dtype=object))
+        return self._engine_proba(self._encoder.transform_columns(columns))
+
+    def _engine_proba(self, matrix: np.ndarray) -> np.ndarray:
+        engine = self._small if len(matrix) <= SMALL_BATCH else self._large
+        return self._all_labels(engine(matrix))
+
+    def _all_labels(self, proba: np.ndarray) -> np.ndarray:
+        """The classifier's columns (its classes) as columns A..G."""
+        full = np.zeros((len(proba), len(LABELS)))
+        full[:, self._class_columns] = proba
+        return full
+
+    def predict(
+        self,
+        records: Sequence[Mapping],
+        source: str = "app",
+        client: str | None = None,
+        request_id: str | None = None,
+    ) -> list[Prediction]:
+        """One `Prediction` per record (`client` and `request_id` go to the sink only).
+
+        Fields by snake_case or official ADEME name, all optional. A record the model cannot
+        take (a value that cannot be read, or only fields it does not know) gets label and
+        probabilities None and an error naming the field and the reason; the others are
+        predicted exactly as if each came alone, with `warnings` naming what was set aside
+        (unknown keys, categories the model never saw).
+        """
+        columns, floats, not_numbers = columns_of([snake_case_record(record) for record in records])
+        errors, warnings = RowErrors(len(records)), RowErrors(len(records))
+        check_keys(records, errors, warnings)
+        self.check(columns, floats, errors, warnings, self._spec_checks, not_numbers)
+        messages = errors.joined()
+        inputs = {**columns, **floats}
+        valid = np.flatnonzero([message is None for message in messages])
+        selected = {name: inputs[name][valid] for name in RECORD_FIELDS}
+        proba = self.columns_proba(selected) if len(valid) else np.zeros((0, len(LABELS)))
+        results = [
+            Prediction(label=None, probabilities=None, error=e, warnings=warnings.rows.get(row, []))
+            for row, e in enumerate(messages)
+        ]
+        labels = self.labels_of(proba).tolist()
+        for row, label, probabilities in zip(valid.tolist(), labels, proba.tolist(), strict=True):
+            results[row]["label"] = label
+            results[row]["probabilities"] = dict(zip(LABELS, probabilities, strict=True))
+        self.hand_to_sink(inputs, lambda: results, source, client, request_id)
+        return results
+
+    def check(
+        self,
+        columns: Mapping[str, np.ndarray],
+        floats: Mapping[str, np.ndarray],
+        errors: RowErrors,
+        warnings: RowErrors,
+        number_checks: Mapping[str, list[Check]],
+        not_numbers: Mapping[str, np.ndarray] | None = None,
+    ) -> None:
+        """Add to `errors` what the model cannot take: values that are not numbers (where
+        `not_numbers` says so), numbers out of bounds (`number_checks` then the manifest's),
+        categories that are not text; to `warnings` the categories the model never saw
+        (predicted as an unknown one, its scale family still read from the sector's code)."""
+        for name, numbers in floats.items():
+            not_number = np.zeros(len(numbers), bool) if not_numbers is None else not_numbers[name]
+            checks = number_checks.get(name, []) + self._schema_checks[name]
+            values = columns.get(name, numbers)  # as given: named when not a number
+            add_number_errors(errors, name, values, numbers, not_number, checks)
+        for name, known in self._categories.items():
+            values, official = columns[name], RECORD_FIELDS[name].official
+            not_text = np.fromiter(
+                (v is not None and not isinstance(v, str) for v in values), bool, len(values)
+            )
+            errors.add(not_text, lambda row, v=values, o=official: f"{o}={v[row]!r} is not text")
+            unseen = np.fromiter(
+                (isinstance(v, str) and v not in known for v in values), bool, len(values)
+            )
+            warnings.add(unseen, lambda row, v=values, o=official: unseen_category(o, v[row]))
+
+    def hand_to_sink(
+        self,
+        inputs: dict[str, np.ndarray],
+        results: Callable,
+        source: str,
+        client: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Hand the predictions to the sink on its thread (what it takes is built there): the
+        record fields' columns `inputs`, and `results()`, asked by `client` in `request_id`."""
+        if self.sink is None:
+            return
+        sink, version = self.sink, self.model_version
+        columns = getattr(sink, "takes_columns", False)
+
+        def deliver():
+            try:
+                if columns:
+                    records = inputs
+                else:
+                    import pandas as pd
+
+                    records = pd.DataFrame(inputs)[list(RECORD_FIELDS)]
+                sink(records, results(), version, source, client=client, request_id=request_id)
+            except Exception:  # logging must never break predicting
+                log.exception("prediction sink failed")
+
+        _SINK_THREAD.submit(deliver)

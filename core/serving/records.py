@@ -1,0 +1,139 @@
+"""Records as the champion reads them: official ADEME names or snake_case, every field
+optional, as columns (one array per field), unknown keys named with the closest fields."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from core.data.schema import OFFICIAL_TO_SNAKE, RECORD_FIELDS
+from core.data.validation import RowErrors, parse_numbers, trimmed
+from core.modeling.encoding import FieldEncoding
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def snake_case_record(record: Mapping) -> Mapping:
+    """Official ADEME names as snake_case; a snake_case key wins over its official twin."""
+    if _OFFICIAL_NAMES.isdisjoint(record):
+        return record
+    renamed = {OFFICIAL_TO_SNAKE[k]: v for k, v in record.items() if k in OFFICIAL_TO_SNAKE}
+    return {**renamed, **record}
+
+
+_OFFICIAL_NAMES = frozenset(OFFICIAL_TO_SNAKE)
+_KNOWN_KEYS = frozenset(RECORD_FIELDS) | _OFFICIAL_NAMES
+_NUMBER_TYPES = frozenset({float, int, type(None)})
+_TEXT_TYPES = frozenset({str, type(None)})
+
+
+def columns_of(
+    records: Sequence[Mapping],
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Each record field as an object array: text stripped; blank text, None, NaN and NA are
+    missing (None), as an empty CSV cell is. Also, per number field, its floats (NaN when
+    missing or not a number) and where a value is not a number. Columns holding only what
+    JSON gives (numbers, text, null) take a fast path; any other value the general one."""
+    columns, floats, not_numbers = {}, {}, {}
+    for name, spec in RECORD_FIELDS.items():
+        raw = [record.get(name) for record in records]
+        types = set(map(type, raw))
+        number = spec.kind != "category"
+        values = np.empty(len(raw), dtype=object)
+        if number and types <= _NUMBER_TYPES:  # None and NaN -> NaN, as the general path
+            numbers = np.array(raw, dtype=float)
+            values[:] = raw
+            values[np.isnan(numbers)] = None
+            columns[name], floats[name] = values, numbers
+            not_numbers[name] = np.zeros(len(raw), dtype=bool)
+            continue
+        if types <= _TEXT_TYPES:
+            values[:] = [trimmed(v) for v in raw]  # as clean() reads a CSV cell
+        else:
+            values[:] = [trimmed(v) for v in raw]
+            import pandas as pd  # values JSON does not give: not at API start
+
+            values[pd.isna(values)] = None
+        columns[name] = values
+        if number:
+            floats[name], not_numbers[name] = parse_numbers(values)
+    return columns, floats, not_numbers
+
+
+def check_keys(records: Sequence[Mapping], errors: RowErrors, warnings: RowErrors) -> None:
+    """Warn of keys that are no record field (naming the closest ones); a record whose keys
+    are all unknown is an error: nothing of it would reach the model."""
+    for row, record in enumerate(records):
+        unknown = record.keys() - _KNOWN_KEYS
+        if not unknown:
+            continue
+        names = ", ".join(f"'{key}'{_closest(key)}" for key in sorted(map(str, unknown)))
+        if len(unknown) == len(record):
+            errors.rows.setdefault(row, []).append(f"no field the model knows: {names}")
+        else:
+            warnings.rows.setdefault(row, []).append(f"unknown field(s) ignored: {names}")
+
+
+def _closest(key: str) -> str:
+    """` (did you mean x?)` for the field names closest to a misspelt key, else nothing."""
+    # By snake_case name: a field and its official twin are one suggestion.
+    close: dict[str, str] = {}
+    for match in difflib.get_close_matches(key, sorted(_KNOWN_KEYS), n=4, cutoff=0.75):
+        close.setdefault(OFFICIAL_TO_SNAKE.get(match, match), match)
+    names = list(close.values())[:2]
+    return f" (did you mean {' or '.join(names)}?)" if names else ""
+
+
+def unseen_category(official: str, value: str) -> str:
+    return (
+        f"{official}='{value}' is a category the model never saw in training: "
+        "predicted as an unknown one"
+    )
+
+
+def fields_frame(records) -> pd.DataFrame:
+    """The record fields as a DataFrame: numbers as floats, categories as text or None."""
+    import pandas as pd
+
+    if isinstance(records, pd.DataFrame):
+        frame = records.reindex(columns=list(RECORD_FIELDS))
+    else:
+        frame = pd.DataFrame.from_records(list(records), columns=list(RECORD_FIELDS))
+    for name, spec in RECORD_FIELDS.items():
+        if spec.kind == "category":
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+        else:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    return frame
+
+
+def frame_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A `fields_frame` as the columns `FieldEncoding.transform_columns` takes: numbers as
+    floats, categories as objects (None where missing)."""
+    return {
+        name: frame[name].to_numpy(dtype=object if spec.kind == "category" else float)
+        for name, spec in RECORD_FIELDS.items()
+    }
+
+
+def synthetic_records(encoder: FieldEncoding, n: int) -> list[dict]:
+    """Records spread over what the encoder knows (its categories, around its medians),
+    with missing and unseen values, to check the fast engines against sklearn."""
+    rng = np.random.default_rng(0)
+    records: list[dict] = [{}]
+    for _ in range(n - 1):
+        record: dict[str, object] = {}
+        for name in encoder.category_fields:
+            choices = [*encoder.categories_[name], None, "not seen in training"]
+            record[name] = choices[rng.integers(len(choices))]
+        for name in encoder.number_fields:
+            if rng.random() < 0.15:
+                continue
+            scale = encoder.medians_[name] or 1.0
+            record[name] = float(abs(scale) * rng.lognormal(0.0, 1.0))
+        records.append(record)
+    return records

@@ -1,0 +1,350 @@
+"""Runs, comparison, and promotion of a champion to the model store.
+
+`promote(settings, run_id)` registers a run's model as `Settings.registered_model_name`,
+sets the registry alias `champion` (the champion's truth), then exports its MLflow model
+directory to the store through `core.tracking.champion_store.publish` (files first, manifest last).
+"""
+
+import logging
+import pickle
+import tempfile
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TypedDict
+from urllib.parse import urlparse
+
+import httpx
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from core.config import Settings
+from core.data.feature_sets import FEATURE_SETS
+from core.data.schema import LABELS
+from core.errors import DpeError
+from core.storage import Store
+from core.tracking.champion_store import MANIFEST_PATH, Manifest, input_schema, publish
+from core.tracking.headline import HEADLINE
+
+log = logging.getLogger(__name__)
+
+CHAMPION_ALIAS = "champion"
+RUN_COLUMNS = (
+    "run_id",
+    "start_time",
+    "model",
+    "features",
+    "search",
+    "dataset_version",
+    "leaking",
+    *HEADLINE,
+    "monotonicity_violations",  # with-consumption runs only
+    "baseline",
+    "baseline_accuracy",
+    "baseline_macro_f1",
+    "status",
+)
+
+
+# --- MLflow connection ---------------------------------------------------------------------
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the settings' tracking server (fluent API included); fail fast when
+    an HTTP server does not answer, rather than after MLflow's minutes of retries."""
+    uri = settings.tracking_uri
+    if _is_http(uri):
+        try:
+            httpx.get(f"{uri.rstrip('/')}/health", timeout=settings.http_timeout_s)
+        except httpx.HTTPError as error:
+            raise DpeError(
+                f"MLflow server {uri} unreachable ({_one_line(str(error))}): start it (make run) "
+                "or set MLFLOW_TRACKING_URI"
+            ) from error
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _is_http(uri: str) -> bool:
+    return urlparse(uri).scheme in ("http", "https")
+
+
+@contextmanager
+def mlflow_errors(settings: Settings):
+    """MLflow failures as one-line DpeErrors naming the tracking server."""
+    try:
+        yield
+    except MlflowException as error:
+        message = _one_line(error.message)
+        raise DpeError(f"MLflow ({settings.tracking_uri}): {message}") from error
+
+
+def experiment_id(settings: Settings, client: MlflowClient) -> str:
+    """The experiment's id, created if missing with an explicit artifact location.
+
+    A local backend (sqlite:///...) keeps artifacts under DPE_HOME; an HTTP server
+    chooses its own (`mlflow-artifacts:/...` when it serves artifacts, or its S3 root).
+    """
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    location = None
+    if not _is_http(settings.tracking_uri):
+        settings.mlflow_artifacts_dir.mkdir(parents=True, exist_ok=True)
+        location = settings.mlflow_artifacts_dir.resolve().as_uri()
+    try:
+        return client.create_experiment(settings.experiment_name, artifact_location=location)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        # Another training (CLI, workbench) created it in the meantime.
+        existing = client.get_experiment_by_name(settings.experiment_name)
+        if existing is None:
+            raise
+        return existing.experiment_id
+
+
+# --- Runs ------------------------------------------------------------------------------------
+
+
+def list_runs(
+    settings: Settings, feature_set: str | None = None, dataset_version: str | None = None
+) -> pd.DataFrame:
+    """The experiment's training runs, best macro-F1 first; one row each (RUN_COLUMNS)."""
+    client = connect(settings)
+    with mlflow_errors(settings):
+        experiment = client.get_experiment_by_name(settings.experiment_name)
+        if experiment is None:
+            return pd.DataFrame(columns=list(RUN_COLUMNS))
+        filters = ["tags.model_family != ''"]  # runs this module's train() made
+        if feature_set:
+            filters.append(f"tags.feature_set = '{feature_set}'")
+        if dataset_version:
+            filters.append(f"tags.dataset_version = '{dataset_version}'")
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=" and ".join(filters),
+            order_by=["metrics.macro_f1 DESC", "attributes.start_time DESC"],
+            max_results=1000,
+        )
+    trained = [run for run in runs if run.data.tags.get("kind") != "backtest"]  # no model
+    return pd.DataFrame([_run_row(run) for run in trained], columns=list(RUN_COLUMNS))
+
+
+def _run_row(run) -> dict:
+    tags, metrics = run.data.tags, run.data.metrics
+    feature_set = FEATURE_SETS.get(tags.get("feature_set", ""))
+    baseline = feature_set.baseline if feature_set else "majority"
+    row = {
+        "run_id": run.info.run_id,
+        "start_time": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
+        "model": tags.get("model_family"),
+        "features": tags.get("feature_set"),
+        "search": run.data.params.get("search"),
+        "dataset_version": tags.get("dataset_version"),
+        "leaking": tags.get("label_leaking") == "true",
+        "baseline": baseline,
+        "baseline_accuracy": metrics.get(f"baseline_{baseline}_accuracy"),
+        "baseline_macro_f1": metrics.get(f"baseline_{baseline}_macro_f1"),
+        "status": run.info.status,
+    }
+    row.update({name: metrics.get(name) for name in (*HEADLINE, "monotonicity_violations")})
+    return row
+
+
+def _get_run(settings: Settings, client: MlflowClient, run_id: str):
+    try:
+        return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise DpeError(f"unknown run id {run_id!r} in {settings.tracking_uri}") from error
+        raise
+
+
+def _model_id(run) -> str:
+    outputs = run.outputs.model_outputs if run.outputs else []
+    if not outputs:
+        raise DpeError(f"run {run.info.run_id} has no logged model: nothing to promote")
+    return outputs[0].model_id
+
+
+def run_details(settings: Settings, run_id: str) -> dict:
+    """One run: params, headline and per-label metrics, baselines, tags, artifact URIs."""
+    client = connect(settings)
+    with mlflow_errors(settings):
+        run = _get_run(settings, client, run_id)
+        artifacts = [item.path for item in client.list_artifacts(run_id)]
+    metrics, tags = run.data.metrics, run.data.tags
+    per_class = {
+        label: {
+            kind: metrics[f"{kind}_{label}"] for kind in ("precision", "recall", "f1", "support")
+        }
+        for label in LABELS
+        if f"f1_{label}" in metrics
+    }
+    outputs = run.outputs.model_outputs if run.outputs else []
+    return {
+        "run_id": run_id,
+        "status": run.info.status,
+        "start_time": _iso(run.info.start_time),
+        "end_time": _iso(run.info.end_time),
+        "model": tags.get("model_family"),
+        "features": tags.get("feature_set"),
+        "dataset_version": tags.get("dataset_version"),
+        "leaking": tags.get("label_leaking") == "true",
+        "params": dict(run.data.params),
+        "metrics": {
+            name: metrics[name]
+            for name in (*HEADLINE, "ece", "monotonicity_violations")
+            if name in metrics
+        },
+        "per_class": per_class,
+        "baseline": {
+            name: value for name, value in metrics.items() if name.startswith("baseline_")
+        },
+        "tags": {name: value for name, value in tags.items() if not name.startswith("mlflow.")},
+        "artifact_uri": run.info.artifact_uri,
+        "artifacts": {path: f"{run.info.artifact_uri}/{path}" for path in artifacts},
+        "model_uri": f"models:/{outputs[0].model_id}" if outputs else None,
+    }
+
+
+def _iso(millis: int | None) -> str | None:
+    return None if millis is None else datetime.fromtimestamp(millis / 1000, UTC).isoformat()
+
+
+# --- Promotion -----------------------------------------------------------------------------
+
+
+class Promotion(TypedDict):
+    """What `promote` returns (the CLI's JSON)."""
+
+    model_version: str
+    run_id: str
+    uri: str
+    alias: str
+    manifest: str
+
+
+def promote(settings: Settings, run_id: str) -> Promotion:
+    """Register the run's model, alias it `champion`, export it to the store (manifest last).
+
+    The alias is the champion's truth (`core.tracking.sync` makes the manifest follow it): it moves
+    first, once the model is downloaded, and moves back when the store cannot take the
+    export, so a promotion that fails half-way leaves alias and manifest agreeing.
+    Promoting a run already registered reuses its version: promoting an older champion
+    again switches the manifest back to it.
+    """
+    client = connect(settings)
+    name = settings.registered_model_name
+    store = Store(settings)
+    store.exists(MANIFEST_PATH)  # an unreachable store fails here, before the registry changes
+    with mlflow_errors(settings):
+        run = _get_run(settings, client, run_id)
+        version = _registered_version(client, name, run_id, _model_id(run))
+        log.info("promote: run %s is %s version %s", run_id, name, version)
+        previous = champion_version(client, name)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = _download_model(name, version, tmp)
+            client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+            try:
+                _export(settings, store, run, version, local)
+            except Exception:
+                _restore_alias(client, name, previous)
+                raise
+    return Promotion(
+        model_version=version,
+        run_id=run_id,
+        uri=f"models:/{name}/{version}",
+        alias=f"models:/{name}@{CHAMPION_ALIAS}",
+        manifest=store.uri(MANIFEST_PATH),
+    )
+
+
+def champion_version(client: MlflowClient, name: str) -> str | None:
+    """The registry version the alias `champion` points at; None when there is none."""
+    try:
+        return str(client.get_model_version_by_alias(name, CHAMPION_ALIAS).version)
+    except MlflowException as error:
+        # No such registered model, or a model without the alias.
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _restore_alias(client: MlflowClient, name: str, previous: str | None) -> None:
+    """Put the alias back where it was (the export failed); the export's error follows."""
+    log.warning("promote: the store did not take the export, champion alias back to %s", previous)
+    if previous is None:
+        client.delete_registered_model_alias(name, CHAMPION_ALIAS)
+    else:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, previous)
+
+
+def export_version(
+    settings: Settings, client: MlflowClient, store: Store, version: str
+) -> Manifest:
+    """Export registry version `version` to the store, manifest last (what `sync` publishes)."""
+    name = settings.registered_model_name
+    with mlflow_errors(settings):
+        run_id = client.get_model_version(name, version).run_id
+        if run_id is None:
+            raise DpeError(f"{name} version {version} comes from no run: it cannot be exported")
+        run = _get_run(settings, client, run_id)
+        with tempfile.TemporaryDirectory() as tmp:
+            return _export(settings, store, run, version, _download_model(name, version, tmp))
+
+
+def _download_model(name: str, version: str, tmp: str) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
+
+
+def _registered_version(client: MlflowClient, name: str, run_id: str, model_id: str) -> str:
+    """The registry version of this run's model, registering it when it has none."""
+    try:
+        existing = list(client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"))
+    except MlflowException:
+        existing = []  # the registered model itself does not exist yet
+    if existing:
+        return str(min(int(found.version) for found in existing))
+    return str(mlflow.register_model(f"models:/{model_id}", name).version)
+
+
+def _export(settings: Settings, store: Store, run, version: str, local: Path) -> Manifest:
+    """Publish the model's files under v<version>/, then the manifest that switches to them."""
+    model_dir = f"v{version}"
+    files = {
+        f"{model_dir}/{path.relative_to(local).as_posix()}": path.read_bytes()
+        for path in sorted(p for p in local.rglob("*") if p.is_file())
+    }
+    model_file = f"{model_dir}/model.pkl"
+    if model_file not in files:
+        raise DpeError(f"the model of run {run.info.run_id} has no model.pkl (not a pickle model)")
+    pipeline = pickle.loads(files[model_file])
+    tags = run.data.tags
+    manifest = Manifest(
+        registered_model=settings.registered_model_name,
+        model_version=version,
+        run_id=run.info.run_id,
+        model_uri=f"models:/{settings.registered_model_name}/{version}",
+        promoted_at=datetime.now(UTC).isoformat(),
+        dataset_version=tags.get("dataset_version"),
+        feature_set=tags.get("feature_set"),
+        model_family=tags.get("model_family"),
+        labels=[str(label) for label in pipeline.classes_],
+        metrics=dict(run.data.metrics),
+        input_schema=input_schema(pipeline),
+        model_dir=model_dir,
+        model_file=model_file,
+        files={},  # publish fills in the checksums of what it writes
+    )
+    return publish(store, files, manifest)

@@ -1,0 +1,185 @@
+"""Small data helpers of the workbench pages that belong to no pipeline step: the rejection
+report of a predicted batch, what the official scale says of a consumption, and the
+champion's input form. Pages stay widgets and charts; this is the logic they show."""
+
+import re
+
+import pandas as pd
+
+from core.data.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL
+from core.modeling import scales
+
+# "Surface_utile=-3 must be > 0" -> "Surface_utile must be > 0": the rule without the value.
+_VALUE = re.compile(r"=('[^']*'|\S+)")
+
+
+def rule_of(reason: str) -> str:
+    return _VALUE.sub("", reason, count=1).strip()
+
+
+def rejection_report(predicted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """From a `core.serving.batch.predict_frame` result: (rows rejected per rule, rejected rows).
+
+    A row may break several rules ("a; b"): it counts once under each. Rows are numbered
+    from 1 as in a spreadsheet, the header being row 0.
+    """
+    errors = predicted["error"].fillna("")
+    rejected = predicted.loc[errors != ""]
+    reasons = errors[errors != ""].str.split("; ").explode()
+    by_rule = (
+        pd.DataFrame({"rule": reasons.map(rule_of), "example": reasons})
+        .groupby("rule", sort=False)
+        .agg(rows=("example", "size"), example=("example", "first"))
+        .sort_values(["rows"], ascending=False)
+        .reset_index()
+    )
+    id_column = next((c for c in ("N°DPE", "n_dpe") if c in predicted), None)
+    rows = pd.DataFrame({"row": rejected.index + 1})
+    if id_column:
+        rows[id_column] = rejected[id_column].to_numpy()
+    rows["error"] = rejected["error"].to_numpy()
+    return by_rule, rows
+
+
+def label_counts(predicted: pd.DataFrame) -> pd.DataFrame:
+    """Predicted rows per label, A–G in order (labels never predicted count 0)."""
+    counts = predicted["predicted_label"].dropna().value_counts()
+    return pd.DataFrame({"label": list(LABELS), "records": [int(counts.get(x, 0)) for x in LABELS]})
+
+
+def official_answer(secteur: str | None, conso: float | None) -> dict | None:
+    """What the regulation says of a consumption: the scale of the sector, the label it
+    gives, the class bounds, and how far the consumption is above the next better class."""
+    if conso is None:
+        return None
+    family = scales.family_for_sector(secteur)
+    label = scales.label_for(float(conso), family)
+    bounds = scales.SCALES[("energie", family)]
+    distance = scales.distance_to_better_class(float(conso), family)
+    better = None if label in (None, "A") else LABELS[LABELS.index(label) - 1]
+    return {
+        "family": family,
+        "family_text": scales.FAMILIES[family][0],
+        "source": scales.FAMILIES[family][1],
+        "label": label,
+        "bounds": bounds,
+        "better_label": better,
+        "better_bound": None if better is None else bounds[LABELS.index(better)],
+        "distance": distance,
+    }
+
+
+def form_fields(input_schema: list[dict]) -> list[dict]:
+    """The champion's input schema as form fields: name, label, kind, unit, bounds, choices."""
+    fields = []
+    for entry in input_schema:
+        name = entry["name"]
+        spec = RECORD_FIELDS.get(name)
+        kind = spec.kind if spec else ("category" if entry.get("type") == "string" else "number")
+        unit = entry.get("unit") or (spec.unit if spec else None)
+        low = entry.get("min", spec.min if spec else None)
+        high = entry.get("max", spec.max if spec else None)
+        fields.append(
+            {
+                "name": name,
+                "label": (spec.description if spec else name) + (f" ({unit})" if unit else ""),
+                "official": SNAKE_TO_OFFICIAL.get(name, name),
+                "kind": kind,
+                "unit": unit,
+                "min": low,
+                "max": high,
+                "min_exclusive": bool(spec and spec.min_exclusive),
+                "choices": entry.get("categories"),
+                "required": bool(entry.get("required")),
+            }
+        )
+    return fields
+
+
+# --- MLflow runs, as the Train and Compare pages show them ---------------------------------
+
+CONFUSION_ARTIFACT = "figures/confusion_matrix.png"
+CONFUSION_DATA = "confusion_matrix.json"
+IMPORTANCE_ARTIFACT = "field_importance.json"
+PER_CLASS_METRICS = ("f1", "precision", "recall")
+
+
+def experiments(settings) -> list[str]:
+    """Names of the MLflow experiments that hold runs, the configured one first."""
+    from core.tracking import registry
+
+    client = registry.connect(settings)
+    with registry.mlflow_errors(settings):
+        names = [e.name for e in client.search_experiments() if e.name != "Default"]
+    others = sorted(name for name in names if name != settings.experiment_name)
+    return [settings.experiment_name, *others]
+
+
+def run_view(settings, run_id: str) -> dict:
+    """`core.tracking.registry.run_details` plus what the Train page draws: the experiment id (for
+    the MLflow UI link), the field importance and the confusion matrix: `confusion`
+    ({"labels", "counts"}, None for runs older than that artifact) and its figure."""
+    import json
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from core.tracking import registry
+
+    details = registry.run_details(settings, run_id)
+    client = registry.connect(settings)
+    with registry.mlflow_errors(settings):
+        details["experiment_id"] = client.get_run(run_id).info.experiment_id
+        with tempfile.TemporaryDirectory() as tmp:
+            found = {}
+            for name in (IMPORTANCE_ARTIFACT, CONFUSION_DATA, CONFUSION_ARTIFACT):
+                try:
+                    path = mlflow.artifacts.download_artifacts(
+                        run_id=run_id,
+                        artifact_path=name,
+                        dst_path=tmp,
+                        tracking_uri=settings.tracking_uri,
+                    )
+                except (MlflowException, OSError):
+                    continue  # an older run without this artifact: nothing to draw
+                found[name] = Path(path).read_bytes()
+    importance = found.get(IMPORTANCE_ARTIFACT)
+    details["importance"] = (
+        None
+        if importance is None
+        else pd.Series(json.loads(importance), name="importance")
+        .sort_values(ascending=False)
+        .rename_axis("feature")
+        .reset_index()
+    )
+    confusion = found.get(CONFUSION_DATA)
+    details["confusion"] = None if confusion is None else json.loads(confusion)
+    details["confusion_png"] = found.get(CONFUSION_ARTIFACT)
+    return details
+
+
+def compare_runs(settings, run_ids: list[str]) -> dict:
+    """Runs side by side: headline metrics (one row per run), per-class metrics (long:
+    run, label, metric, value) and parameters (one column per run)."""
+    from core.tracking import registry
+    from core.tracking.headline import HEADLINE
+
+    details = [registry.run_details(settings, run_id) for run_id in run_ids]
+    names = [f"{d['model']} · {d['features']} · {d['run_id'][:8]}" for d in details]
+    metrics = pd.DataFrame(
+        [{"run": name, **d["metrics"]} for name, d in zip(names, details, strict=True)],
+        columns=["run", *HEADLINE],
+    )
+    per_class = pd.DataFrame(
+        [
+            {"run": name, "label": label, "metric": metric, "value": values[metric]}
+            for name, d in zip(names, details, strict=True)
+            for label, values in d["per_class"].items()
+            for metric in PER_CLASS_METRICS
+        ],
+        columns=["run", "label", "metric", "value"],
+    )
+    params = pd.DataFrame({name: d["params"] for name, d in zip(names, details, strict=True)})
+    return {"metrics": metrics, "per_class": per_class, "params": params.sort_index()}
