@@ -12,7 +12,7 @@ bounded as they stream in too (api.json_limits). Logs are JSON lines on stdout (
 Errors share one body (api.errors); tokens are checked in api.auth; /docs and /redoc are
 served offline (api.docs). Probes: /livez, /readyz; /health for existing clients.
 
-Run it with `dpe serve api`, or `uvicorn api.main:app --no-proxy-headers`: X-Forwarded-For
+Run it with `dpe api`, or `uvicorn api.main:app --no-proxy-headers`: X-Forwarded-For
 is then believed only from DPE_TRUSTED_PROXIES, not from any loopback peer as uvicorn would.
 """
 

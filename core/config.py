@@ -96,7 +96,7 @@ class Settings(BaseSettings):
         "proxies whose X-Forwarded-For the API believes: the client of a request is then the "
         "address the proxies name, for the admin token's brake and the prediction log. Empty: "
         "none, the client is the connection's peer. Launch uvicorn with --no-proxy-headers, so "
-        "that it does not trust loopback on its own (dpe serve api does).",
+        "that it does not trust loopback on its own (`dpe api` does).",
     )
     reload_interval_s: float = 5.0
     # How often the served champion's files are hashed again against the manifest.

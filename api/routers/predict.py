@@ -116,7 +116,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status.HTTP_422_UNPROCESSABLE_CONTENT: {
         "model": Problem,
         "description": "the request does not fit the schema (`errors` names each field), "
-        "or the CSV cannot be read",
+        "the CSV is empty or cannot be read (not UTF-8 nor cp1252: the line is named), or the "
+        "JSON is not JSON",
     },
     status.HTTP_503_SERVICE_UNAVAILABLE: {
         "model": Problem,
@@ -180,7 +181,12 @@ async def predict(
 def predict_csv(
     file: Annotated[
         UploadFile,
-        File(description="ADEME CSV export or snake_case columns; `,` or `;`, UTF-8 or cp1252"),
+        File(
+            description="ADEME CSV export or snake_case columns; `,` or `;`, UTF-8 or cp1252; "
+            "not empty",
+            # An empty file is refused (422): the schema says so, for clients and fuzzers.
+            json_schema_extra={"minLength": 1},
+        ),
     ],
     champion: ChampionDep,
     settings: SettingsDep,
