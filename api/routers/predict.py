@@ -113,6 +113,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": Problem,
         "description": "DPE_PREDICT_TOKEN is set and the bearer token is missing or wrong",
     },
+    status.HTTP_408_REQUEST_TIMEOUT: {
+        "model": Problem,
+        "description": "an upload (a body over 1 MiB, or chunked) came in slower than "
+        "DPE_UPLOAD_MIN_KB_S",
+    },
     status.HTTP_422_UNPROCESSABLE_CONTENT: {
         "model": Problem,
         "description": "the request does not fit the schema (`errors` names each field), "
