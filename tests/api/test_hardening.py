@@ -179,6 +179,7 @@ def test_a_body_of_empty_records_is_refused_while_it_streams(champion_settings, 
 
 def test_a_json_body_above_its_own_limit_is_413(champion_settings, tmp_path):
     with api_process(champion_settings, tmp_path, DPE_MAX_JSON_MB="1") as (url, _):
+        wait_until(lambda: serving(url, "1"), what="champion served")
         record = b'{"secteur_activite": "' + b"x" * 1000 + b'"},'
         pieces = [b'{"records": [', *[record * 100] * 20, b"{}]}"]  # 2 MB in 700 records
         status, _, body = send_chunked(

@@ -215,6 +215,6 @@ def utf8_export_with_a_bad_byte(path, line: int = 2151, rows: int = 2200):
         for row in range(rows)
     ]
     data = "\n".join(text).encode().split(b"\n")
-    data[line - 1] = data[line - 1].replace(b",", b",\xff", 1)
+    data[line - 1] = data[line - 1].replace(b"bureaux", b"bureaux\xff", 1)  # inside a text
     path.write_bytes(b"\n".join(data) + b"\n")
     return path
