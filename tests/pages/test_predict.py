@@ -63,10 +63,10 @@ def test_consumption_gives_the_official_label_and_distance(data_env):
     family = family_for_sector(SECTOR)
     assert label_for(260.0, family) == "D"
     info = texts(app.info)
-    assert "260 kWhEP/m²/yr is label **D**" in info
+    assert "260 kWhEP/m²/an is label **D**" in info
     assert "offices, administration, education" in info  # the scale's family, in English
     distance = distance_to_better_class(260.0, family)
-    assert f"{distance:g} kWhEP/m²/yr above the upper bound of C (210)" in info
+    assert f"{distance:g} kWhEP/m²/an above the upper bound of C (210)" in info
     scale = app.get("html")[0].proto.body
     assert "official scale" in scale and "110 &lt; x ≤ 210" in scale
     assert "&lt; ≤" not in scale  # issue 15.8: the range names its variable
