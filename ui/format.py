@@ -65,3 +65,10 @@ def markdown_text(text: str) -> str:
     """`text` (a message from core, a file or column name) shown as written inside Streamlit
     Markdown: `N°_département_(BAN)` keeps its underscores instead of turning italic."""
     return _MARKDOWN.sub(r"\\\1", text)
+
+
+def score_delta(value: float, reference: float) -> tuple[str, bool]:
+    """A score's difference to its reference as shown (3 decimals), and whether it is level:
+    a difference that rounds to nothing reads "±0.000", never "+0.000" with a green arrow."""
+    level = round(value - reference, 3) == 0
+    return ("±0.000" if level else f"{value - reference:+.3f}"), level

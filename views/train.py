@@ -21,6 +21,7 @@ from ui.format import (
     feature_set_help,
     leakage_note,
     model_label,
+    score_delta,
     short,
 )
 from ui.labels import label
@@ -186,16 +187,12 @@ is_baseline = result["model"] == "rules" and baseline == "rules"
 for column, name in zip(st.columns(len(SHOWN)), SHOWN, strict=True):
     value = metrics.get(name)
     reference = None if is_baseline else metrics.get(f"baseline_{baseline}_{name}")
-    delta, level = None, False
-    if name in COMPARED and value is not None and reference is not None:
-        # A difference that rounds to nothing is level: no green arrow for "+0.000".
-        level = round(value - reference, 3) == 0
-        gap = "±0.000" if level else f"{value - reference:+.3f}"
-        delta = f"{gap} vs {BASELINE_LABELS[baseline]}"
+    compared = name in COMPARED and value is not None and reference is not None
+    delta, level = score_delta(value, reference) if compared else (None, False)
     column.metric(
         label(name),
         "—" if value is None else f"{value:.3f}",
-        delta,
+        delta and f"{delta} vs {BASELINE_LABELS[baseline]}",
         delta_color="off" if level else "normal",
         delta_arrow="off" if level else "auto",
     )
