@@ -187,8 +187,9 @@ is_baseline = result["model"] == "rules" and baseline == "rules"
 for column, name in zip(st.columns(len(SHOWN)), SHOWN, strict=True):
     value = metrics.get(name)
     reference = None if is_baseline else metrics.get(f"baseline_{baseline}_{name}")
-    compared = name in COMPARED and value is not None and reference is not None
-    delta, level = score_delta(value, reference) if compared else (None, False)
+    delta, level = None, False
+    if name in COMPARED and value is not None and reference is not None:
+        delta, level = score_delta(value, reference)
     column.metric(
         label(name),
         "—" if value is None else f"{value:.3f}",

@@ -217,6 +217,11 @@ class Walk:
     def button(self, name: str) -> None:
         self.page.get_by_role("button", name=name).first.click()
 
+    def select_input(self, label: str):
+        """The input showing a selectbox's value."""
+        box = self.page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+        return box.locator("input")
+
     def type_option(self, label: str, text: str) -> None:
         """Type a value that is not among a selectbox's options (accept_new_options)."""
         box = self.page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
@@ -289,13 +294,16 @@ def test_walk_through_the_workbench(browser, workbench, capsys):
     # hyper-parameters says why search and CV folds are off.
     walk.go("Train")
     walk.see("Roughly")
+    model, search = walk.select_input("Model"), walk.select_input("Hyper-parameter search")
     walk.choose("Feature set", "with-consumption")
-    walk.see(model_label("sector-scale"))
+    expect(model).to_have_value(model_label("sector-scale"))
+    expect(search).to_have_value(SEARCH_LABELS["none"])
+    expect(search).to_be_disabled()
     walk.see("has no hyper-parameters to tune")
-    walk.see(SEARCH_LABELS["none"])
     walk.shot("train_with_consumption")
     walk.choose("Feature set", "building-only")
-    walk.see(model_label("hgb"))
+    expect(model).to_have_value(model_label("hgb"))
+    expect(search).to_have_value(SEARCH_LABELS["grid"])
     expect(page.get_by_text("has no hyper-parameters to tune")).to_have_count(0)
     # The page's defaults: gradient boosting, the grid search, with its estimate.
     walk.button("Train")
