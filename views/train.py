@@ -133,7 +133,7 @@ else:
     fields = ", ".join(label(f) for f in FEATURE_SETS[feature_set].fields)
     st.caption(f"`{feature_set}`: {fields}.")
 
-estimate = training_estimate(model, search, cv, status["labelled"])
+estimate = training_estimate(feature_set, model, search, cv, status["labelled"])
 st.caption(f":material/timer: {estimate}")
 
 if st.button("Train", key="train_run", type="primary", icon=":material/play_arrow:"):

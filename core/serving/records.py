@@ -103,7 +103,8 @@ def _closest_category(value: str, known: frozenset[str]) -> str:
     """` (did you mean 'x'?)` for the known categories closest to `value`, case aside; cached:
     a batch repeats its unseen values."""
     by_folded = {category.casefold(): category for category in sorted(known)}
-    matches = difflib.get_close_matches(value.casefold(), list(by_folded), n=2, cutoff=0.75)
+    # A typo scores above 0.9; two sectors that only share « Établissements de » about 0.78.
+    matches = difflib.get_close_matches(value.casefold(), list(by_folded), n=2, cutoff=0.85)
     names = " or ".join(f"'{by_folded[match]}'" for match in matches)
     return f" (did you mean {names}?)" if names else ""
 

@@ -25,23 +25,28 @@ MEASURED = {
     ("building-only", "rules", "none"): (2.86, 0.0),
     ("with-consumption", "rules", "none"): (3.59, 0.0),
     ("with-consumption", "sector-scale", "none"): (2.76, 0.0),
+    ("with-consumption", "hgb", "grid"): (22.67, 48.92),
+    ("with-consumption", "hgb", "none"): (22.16, 0.0),
+    ("with-consumption", "rf", "grid"): (13.81, 38.24),
+    ("with-consumption", "rf", "none"): (13.56, 0.0),
+    ("with-consumption", "logreg", "grid"): (5.83, 17.69),
 }
 
 
 @pytest.mark.parametrize("run", sorted(MEASURED))
 def test_the_estimate_is_within_a_third_of_what_was_measured(run):
-    _, family, search = run
+    feature_set, family, search = run
     main, workers = MEASURED[run]
     measured = main + workers / 2  # on an idle 2-core machine
-    estimate = idle_seconds(family, search, 5, SAMPLE_ROWS)
+    estimate = idle_seconds(feature_set, family, search, 5, SAMPLE_ROWS)
     assert measured / 1.35 <= estimate <= measured * 1.35, (estimate, measured)
 
 
 def test_a_busy_machine_is_said_with_how_long_then():
-    idle = training_estimate("hgb", "grid", 5, SAMPLE_ROWS, load=0.5)
+    idle = training_estimate("building-only", "hgb", "grid", 5, SAMPLE_ROWS, load=0.5)
     assert idle == (
         f"Roughly 25 s on {SAMPLE_ROWS:,} labelled records "
         "(2 candidates × 5 folds, then one final fit)."
     )
-    busy = training_estimate("hgb", "grid", 5, SAMPLE_ROWS, load=8.0)
+    busy = training_estimate("building-only", "hgb", "grid", 5, SAMPLE_ROWS, load=8.0)
     assert "this machine is busy (load 8 on" in busy and "expect about" in busy
