@@ -363,13 +363,9 @@ def label_shift(
     current: pd.DataFrame,
     not_a_sample: str | None = None,
 ) -> dict | None:
-    """Labels predicted now against those the champion predicts on its own training data.
-
-    Its predictions rather than the true labels: a model's label mix differs from the truth
-    (rare classes are under-predicted), and only a change of its own mix is a shift. No
-    verdict on too few labels, nor on rows that are not a sample of buildings (`not_a_sample`,
-    from `sample_warning`): the inputs are not judged then, and neither are their labels.
-    """
+    """Labels predicted now against those the champion predicts on its own training data
+    (not the true labels: a model's mix differs from the truth, only a change of its own is a
+    shift). No verdict on too few labels, nor when the inputs are not judged (`not_a_sample`)."""
     labels = current["label"].dropna()
     if labels.empty:
         return None
