@@ -36,11 +36,12 @@ RUN groupadd --system --gid 10001 dpe \
     && chown -R dpe:dpe /data
 
 COPY --from=build /opt/dpe /opt/dpe
-# `streamlit run app.py` from /app: Streamlit reads .streamlit/config.toml from its working
-# directory; app.py finds its pages in the installed package (ui/frame.py).
+# `streamlit run workbench_server.py` from /app: Streamlit reads .streamlit/config.toml from
+# its working directory; workbench_server.py serves app.py behind the login gate (ui/gate.py),
+# and app.py finds its pages in the installed package (ui/frame.py).
 WORKDIR /app
 COPY .streamlit/config.toml .streamlit/config.toml
-COPY app.py .
+COPY app.py workbench_server.py ./
 
 USER 10001:10001
 VOLUME ["/data"]

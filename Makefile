@@ -9,8 +9,9 @@ SHARED_DATA := $(abspath ../shared/data)
 export DPE_SHARED_DATA ?= $(if $(wildcard $(SHARED_DATA)/dpe_tertiaire_sample.csv),$(SHARED_DATA),)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
-# System packages the tests need (browser tests, Postgres-backed MLflow, compose validation).
-APT_PACKAGES := chromium postgresql docker-compose
+# System packages the tests need (browser tests, Postgres-backed MLflow, compose validation,
+# building and running the product's image: podman with runc, debootstrap for its base).
+APT_PACKAGES := chromium postgresql docker-compose podman runc debootstrap
 
 .PHONY: install lock system-deps test lint format run ingest bench clean
 
@@ -67,13 +68,20 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: install airflow-install system-deps lint
+test: install airflow-install checkov-install system-deps lint
 	$(PY) -m pytest
 
-# The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1, dclint).
-.PHONY: lint-deploy
-lint-deploy: install system-deps
-	$(PY) -m pytest -q tests/test_deploy.py -m "not slow"
+# The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1,
+# dclint), the Kubernetes overlays (schemas), Terraform (fmt, names), checkov over all four.
+.PHONY: lint-deploy image-test
+lint-deploy: install checkov-install system-deps
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" \
+		tests/test_deploy.py tests/test_k8s.py tests/test_terraform.py tests/test_checkov.py
+
+# The product's image built from the Dockerfile with podman and run (API and workbench):
+# prints its size, build time, /readyz, a prediction, the user id and the read-only root.
+image-test: install system-deps
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py
 
 ingest: install
 	$(PY) -m core ingest
