@@ -28,14 +28,18 @@ $(VENV)/.installed: pyproject.toml uv.lock requirements-bootstrap.txt
 	$(UV) sync --locked --extra dev --extra docs
 	touch $@
 
-# Refresh the locks after a change of pins in pyproject.toml or requirements-airflow.in.
+# Refresh the locks after a change of pins in pyproject.toml, requirements-airflow.in or
+# requirements-checkov.in.
 AIRFLOW_LOCK := $(VENV)/bin/uv pip compile requirements-airflow.in --generate-hashes \
 	--python-version 3.11 --python-platform linux -q -o requirements-airflow.txt
+CHECKOV_LOCK := $(VENV)/bin/uv pip compile requirements-checkov.in --generate-hashes \
+	--python-version 3.11 --python-platform linux -q -o requirements-checkov.txt
 lock:
 	test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && \
 		$(PY) -m pip install -q --require-hashes --no-deps -r requirements-bootstrap.txt; }
 	$(UV) lock
 	$(AIRFLOW_LOCK)
+	$(CHECKOV_LOCK)
 	version=$$(sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml); \
 	echo "uv==$$version" | $(VENV)/bin/uv pip compile - --generate-hashes --no-header \
 		--python-version 3.11 --python-platform linux -q -o requirements-bootstrap.txt
@@ -120,6 +124,17 @@ run: install
 		"  Workbench  http://127.0.0.1:$$DPE_UI_PORT"; \
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start --env /dev/null || [ $$? = 130 ]
 
+# checkov's own environment (requirements-checkov.txt, hashes checked): tests/test_checkov.py
+# scans deploy/ with it.
+CHECKOV_VENV ?= .venv-checkov
+.PHONY: checkov-install
+checkov-install: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
+	$(VENV)/bin/uv venv -q --allow-existing --python $(PYTHON) $(CHECKOV_VENV)
+	$(VENV)/bin/uv pip sync -q --require-hashes -p $(CHECKOV_VENV) requirements-checkov.txt
+	touch $@
+
 # --- Lifecycle on Airflow (dags/dpe_lifecycle.py) ----------------------------------------
 # Airflow's own environment: its FastAPI pin conflicts with ours. Its tasks run our code in
 # $(VENV). AIRFLOW_HOME lives under DPE_HOME; SQLite, no examples, 2 tasks at a time (2 cores).
@@ -156,4 +171,4 @@ pipeline: install airflow-install
 	$(AIRFLOW) db migrate >/dev/null && $(AIRFLOW) dags test dpe_lifecycle
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) var
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(CHECKOV_VENV) var

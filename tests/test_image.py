@@ -131,7 +131,9 @@ def assert_unprivileged_and_read_only(podman: Podman, name: str) -> None:
 
 def test_api_container_serves_the_champion_as_outside(image, podman, run_container, tmp_path):
     store = tmp_path / "store"
-    settings = Settings(_env_file=None, home=tmp_path / "outside", model_store_uri=f"file://{store}")
+    settings = Settings(
+        _env_file=None, home=tmp_path / "outside", model_store_uri=f"file://{store}"
+    )
     manifest = publish_champion(settings, train_pipeline(n_estimators=20), version=1)
     records = sample_records(RECORDS, seed=7)
     expected = load_champion(settings).predict(records)

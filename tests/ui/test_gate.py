@@ -24,7 +24,6 @@ from streamlit.web.server.starlette.starlette_app_utils import (
     generate_xsrf_token_string,
 )
 
-from tests.support.cli import ROOT
 from tests.support.servers import free_port, running
 
 pytestmark = pytest.mark.slow
