@@ -72,8 +72,16 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# The image test (tests/test_image.py: a base from Debian packages, the image built with
+# podman, its containers run; ~10 min, mostly downloads and disk) runs in a second pytest
+# beside the suite: the two overlap, so `make test` takes the longer of them, not their sum.
 test: install airflow-install checkov-install system-deps lint
-	$(PY) -m pytest
+	@log=$$(mktemp); \
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py >$$log 2>&1 & image=$$!; \
+	$(PY) -m pytest --ignore=tests/test_image.py; suite=$$?; \
+	wait $$image; images=$$?; \
+	echo "== tests/test_image.py, run beside the suite:"; cat $$log; rm -f $$log; \
+	test $$suite = 0 && test $$images = 0
 
 # The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1,
 # dclint), the Kubernetes overlays (schemas), Terraform (fmt, names), checkov over all four.
