@@ -28,7 +28,7 @@ data "aws_iam_policy_document" "kms" {
 }
 
 resource "aws_s3_bucket" "dpe" {
-  #checkov:skip=CKV_AWS_18:access logs need a second bucket; the API and MLflow log every access themselves
+  #checkov:skip=CKV_AWS_18:server access logs need a second bucket: left to the account (CloudTrail data events)
   #checkov:skip=CKV_AWS_144:one region: the store is rebuilt from the ADEME source and MLflow, not replicated
   #checkov:skip=CKV2_AWS_62:no consumer of bucket events: sync polls the MLflow registry
   bucket = var.bucket_name
