@@ -36,16 +36,22 @@ def from_proxy(headers: Mapping[str, str], settings: Settings) -> bool:
 
 
 def signed_in(cookie_header: str) -> bool:
-    """The request carries Streamlit's login cookie, signed with the [auth] cookie_secret."""
+    """The request carries Streamlit's login cookie (whole, or in chunks as Streamlit splits
+    a large one), signed with the [auth] cookie_secret, read as Streamlit reads it."""
+    from streamlit.auth_util import get_cookie_with_chunks
     from streamlit.web.server.server_util import get_cookie_secret
     from streamlit.web.server.starlette.starlette_app_utils import decode_signed_value
 
     cookies = SimpleCookie()
     cookies.load(cookie_header)
-    if LOGIN_COOKIE not in cookies:
-        return False
-    raw = cookies[LOGIN_COOKIE].value.encode("latin-1")
-    decoded = decode_signed_value(get_cookie_secret(), LOGIN_COOKIE, raw)
+    secret = get_cookie_secret()
+
+    def signed(name: str) -> bytes | None:
+        if name not in cookies:
+            return None
+        return decode_signed_value(secret, name, cookies[name].value.encode("latin-1"))
+
+    decoded = get_cookie_with_chunks(signed, LOGIN_COOKIE)
     if decoded is None:
         return False
     try:
