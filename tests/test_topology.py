@@ -199,6 +199,7 @@ def _record_for(schema: list[dict], row: dict) -> dict:
     return record
 
 
+@pytest.mark.timeout(600)  # five CLI runs and a server, each checked by MLflow's login
 def test_ingest_train_promote_then_api_serves_the_champion_from_s3(topology, sample_csv, tmp_path):
     """The compose flow: the workbench's CLI trains and promotes through the MLflow server into
     the S3 store; the API, with compose's environment and its own empty DPE_HOME, serves it."""
