@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from core import tempfiles
-from core.data.sources import head
+from core.data.sources import head, not_text
 from core.data.warehouse import literal, quote
 from core.errors import DpeError
 
@@ -106,9 +106,8 @@ def _encoding(path: Path, name: str) -> str:
     with open(path, "rb") as file:
         while chunk := file.read(CHUNK_BYTES):
             if (nul := chunk.find(b"\x00")) >= 0:
-                raise DpeError(
-                    f"source {name} is a binary file, not a CSV: a NUL byte at byte {offset + nul}"
-                )
+                where = f": a NUL byte at byte {offset + nul}"
+                raise not_text(name, chunk if offset == 0 else b"", "a CSV", where)
             evidence.add(chunk)
             offset, last = offset + len(chunk), chunk[-1]
     evidence.end(last)
