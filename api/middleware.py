@@ -147,10 +147,24 @@ class UploadSlots:
             )
             return await _answer(error, scope, receive, send)
         self.free -= 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                self.free, held = self.free + 1, False
+
+        async def releasing_send(message):
+            # Freed with the answer's last byte, not after the background tasks that follow
+            # (a spooled file's removal): a client's next upload must find its slot free.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                release()
+            await send(message)
+
         try:
-            await _guarded(self.app, scope, self._paced(receive), send)
+            await _guarded(self.app, scope, self._paced(receive), releasing_send)
         finally:
-            self.free += 1
+            release()
 
     def _paced(self, receive):
         if not self.bytes_per_s:
