@@ -283,7 +283,9 @@ def _forest_proba(forest: RandomForestClassifier, features: np.ndarray) -> np.nd
     does with n_jobs=1), without its per-call dispatch: ~10x faster for one record."""
     data = np.ascontiguousarray(features, dtype=np.float32)
     if data.shape[1] != forest.n_features_in_:  # what forest.predict_proba would check
-        raise ValueError(f"{data.shape[1]} building columns for a forest of {forest.n_features_in_}")
+        raise ValueError(
+            f"{data.shape[1]} building columns for a forest of {forest.n_features_in_}"
+        )
     total = np.zeros((len(data), len(forest.classes_)))
     for tree in forest.estimators_:
         total += tree.tree_.predict(data)[:, : len(forest.classes_)]

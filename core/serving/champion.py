@@ -123,7 +123,8 @@ def serving_champions(
     numba engine not checked yet, `core.serving.light_reader`; any other model in plain
     sklearn), then with its fast engines checked."""
     files = champion_store.download(store, manifest)
-    light = read_light(files[manifest.model_file]) if manifest.model_file.endswith(".skops") else None
+    skops_file = manifest.model_file.endswith(".skops")  # a legacy pickle is read in full
+    light = read_light(files[manifest.model_file]) if skops_file else None
     if light is not None:
         yield Champion(manifest, light, example=_input_example(files, manifest), sink=sink)
     champion = _loaded(manifest, files, sink)

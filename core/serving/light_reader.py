@@ -67,6 +67,13 @@ _LIGHT_CLASSES: dict[tuple[str, str], type] = {
 _KEY_TYPES = {"str": str, "int": int, "float": float}
 
 
+def _key_type(node: dict) -> type:
+    """The type of a dict's key, as skops names it (builtins only)."""
+    if node["__module__"] != "builtins":
+        raise TypeError(f"{node['__module__']}.{node['__class__']} keys are not read here")
+    return _KEY_TYPES[node["__class__"]]
+
+
 class _SkopsReader:
     """Builds the objects of a skops schema from the node kinds a forest pipeline uses."""
 
@@ -93,12 +100,11 @@ class _SkopsReader:
         return tuple(self.read(item) for item in node["content"])
 
     def _DictNode(self, node: dict) -> dict:
-        kinds = [
-            _KEY_TYPES[kind["__class__"]] if kind["__module__"] == "builtins" else None
-            for kind in node["key_types"]["content"]
-        ]
+        kinds = [_key_type(kind) for kind in node["key_types"]["content"]]
         items = node["content"].items()
-        return {kind(key): self.read(value) for kind, (key, value) in zip(kinds, items, strict=True)}
+        return {
+            kind(key): self.read(value) for kind, (key, value) in zip(kinds, items, strict=True)
+        }
 
     def _CachedNode(self, node: dict) -> Any:
         raise KeyError(f"unknown object id {node.get('__id__')}")  # read() found none
@@ -121,7 +127,7 @@ class _SkopsReader:
         return scalar(array)
 
     def _ObjectNode(self, node: dict) -> Any:
-        cls = _LIGHT_CLASSES[node["__module__"], node["__class__"]]
+        cls: Any = _LIGHT_CLASSES[node["__module__"], node["__class__"]]
         instance = cls.__new__(cls)
         attributes = self.read(node["content"]) if node.get("content") else {}
         instance.__dict__.update(attributes)
@@ -157,8 +163,10 @@ def _forest_problem(forest: Any) -> str | None:
         return "not a single-output forest"
     for estimator in trees:
         tree = getattr(estimator, "tree_", None)
-        if not isinstance(tree, _TreeArrays) or tree.n_features != width:
+        if not isinstance(tree, _TreeArrays) or width != tree.n_features:
             return "a tree of another kind or width"
+        if getattr(estimator, "n_features_in_", None) != width:  # as the full load checks
+            return "a tree of a forest takes another number of features"
         if not 0 < tree.node_count == len(tree.children_left) == len(tree.value):
             return "a tree counts other nodes than it holds"
         problem = tree_arrays_problem(

@@ -77,7 +77,8 @@ def watch_champion(
     champion it follows, a problem (an unreachable MLflow server or store, a refused
     version: once per distinct problem, tried again at the next pass), its recovery."""
     stop = stop or threading.Event()
-    problem, followed = None, ""  # "" until the first pass: None is "no champion"
+    problem: str | None = None
+    followed: str | None = ""  # "" until the first pass: None is "no champion"
     refused: dict[str, str] = {}
     while not stop.is_set():
         try:
