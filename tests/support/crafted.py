@@ -75,7 +75,7 @@ def set_first_value(data: bytes, kind: str, key: str, value) -> bytes:
     return _rewritten(data, change)
 
 
-class _Trojan:
+class Trojan:
     """Pickles as code that touches `marker`, then returns `model` unpickled."""
 
     def __init__(self, model, marker: Path):
@@ -92,4 +92,4 @@ class _Trojan:
 def trojan_pickle(model, marker: Path) -> bytes:
     """A pickle whose loading creates `marker` and gives back a working `model` (issue 24
     #1's model.pkl)."""
-    return pickle.dumps(_Trojan(model, marker))
+    return pickle.dumps(Trojan(model, marker))
