@@ -316,7 +316,7 @@ def export_version(
         run = _get_run(settings, client, found.run_id)
         _check_run(settings, client, run)
         logged = {output.model_id for output in (run.outputs.model_outputs if run.outputs else [])}
-        if found.model_id is None or found.model_id not in logged:
+        if _source_model(found) not in logged:
             raise Conflict(
                 f"{name} version {version} is not the model its run {found.run_id} logged: "
                 "refusing it"
@@ -324,6 +324,15 @@ def export_version(
         with tempfile.TemporaryDirectory() as tmp:
             checked = _checked_model(run, _download_model(f"models:/{name}/{version}", tmp))
     return _export(settings, store, run, version, checked)
+
+
+def _source_model(version) -> str | None:
+    """The id of the logged model a registry version was made from (its source is
+    `models:/<model_id>` in MLflow 3; the server does not always fill `model_id`)."""
+    if version.model_id:
+        return version.model_id
+    found = (version.source or "").removeprefix("models:/")
+    return found if found != version.source and "/" not in found else None
 
 
 def _check_run(settings: Settings, client: MlflowClient, run) -> None:
@@ -355,7 +364,7 @@ def _registered_version(client: MlflowClient, name: str, run_id: str, model_id: 
     except MlflowException:
         existing = []  # the registered model itself does not exist yet
     # Only a version of the model the run logged: another registered under its run id is not.
-    existing = [found for found in existing if found.model_id == model_id]
+    existing = [found for found in existing if _source_model(found) == model_id]
     if existing:
         return str(min(int(found.version) for found in existing))
     return str(mlflow.register_model(f"models:/{model_id}", name).version)
@@ -376,7 +385,10 @@ def _checked_model(run, local: Path) -> tuple[dict[str, bytes], str, object]:
                 "loaded: only skops models are promoted (train it again with this release)"
             )
         raise Conflict(f"the model of run {run_id} has no {SKOPS_FILE}: refusing it")
-    pipeline = load_model(files[SKOPS_FILE], f"{SKOPS_FILE} of run {run_id}")
+    try:
+        pipeline = load_model(files[SKOPS_FILE], SKOPS_FILE)
+    except Conflict as error:
+        raise Conflict(f"the model of run {run_id}: {error}") from None
     head = pipeline.named_steps["encode"]
     if head.feature_set != run.data.tags["feature_set"]:
         raise Conflict(

@@ -76,7 +76,8 @@ def alias_at(settings, model_uri: str, run_id: str | None = None) -> str:
     if run_id is None:
         version = mlflow.register_model(model_uri, name).version
     else:  # a version that says it comes from a training run, with another model
-        version = client.create_model_version(name, model_uri, run_id).version
+        model_id = model_uri.removeprefix("models:/")
+        version = client.create_model_version(name, model_uri, run_id, model_id=model_id).version
     client.set_registered_model_alias(name, "champion", version)
     return str(version)
 
@@ -98,7 +99,7 @@ def foreign_models(settings, rules_run_id: str) -> dict[str, tuple[str, str | No
 REASONS = {
     "a plain LogisticRegression": "holds a sklearn.linear_model._logistic.LogisticRegression",
     "another experiment": "is not in the experiment",
-    "no training tags": "lacks the training tags feature_set, model_family, dataset_version",
+    "no training tags": "lacks the training tags model_family, feature_set, dataset_version",
     "a pickle": r"is a pickle \(model.pkl\), which runs code",
     "another model under a training run": "is not the model its run",
 }
@@ -132,7 +133,8 @@ def test_the_cli_says_why_without_a_traceback_and_the_watch_keeps_going(settings
             command, stderr=out, stdout=out, env={**os.environ, **env}, cwd=ROOT
         )
         try:
-            time.sleep(4)  # a dozen passes
+            wait_until(lambda: "LogisticRegression" in log.read_text(), 120, "the refusal")
+            time.sleep(3)  # more passes, each refusing again
             assert watcher.poll() is None  # still following the alias
         finally:
             watcher.terminate()
