@@ -13,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS, RECORD_FIELDS
-from core.errors import DpeError
+from core.errors import Conflict, DpeError
 from core.serving.champion import load_champion
 from core.storage import Store
 from core.tracking import registry
@@ -191,7 +191,11 @@ def test_promotion_errors_are_one_line(local, trained):
     client = registry.connect(settings)
     bare = client.create_run(registry.experiment_id(settings, client)).info.run_id
     client.set_terminated(bare)
-    with pytest.raises(DpeError, match=f"run {bare} has no logged model"):
+    with pytest.raises(Conflict, match=f"run {bare} lacks the training tags model_family, "):
+        registry.promote(settings, bare)
+    for tag in registry.TRAINING_TAGS:
+        client.set_tag(bare, tag, "with-consumption")
+    with pytest.raises(Conflict, match=f"run {bare} has no logged model"):
         registry.promote(settings, bare)
     down = settings.model_copy(
         update={
@@ -247,7 +251,7 @@ def test_cli_promote_and_runs(local):
     assert set(result) >= {"model_version", "run_id", "uri"}
     assert stored_manifest(settings)["run_id"] == runs["rules"]
     code, result, stderr = run_cli("promote", "nope", env=env)
-    assert code == 2 and result is None
+    assert code == 3 and result is None  # NotFound
     assert stderr.strip().splitlines()[-1].startswith("error: unknown run id 'nope'")
 
 
