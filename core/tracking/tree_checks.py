@@ -84,20 +84,18 @@ def _kind(obj: object) -> str:
 
 def _owned_trees(owner: Any):
     """(tree, problem) for each tree `owner` holds directly: a decision tree's `tree_`, a
-    forest's estimators' widths, a HistGradientBoosting's predictors."""
-    width = getattr(owner, "n_features_in_", None)
-    tree = owner.__dict__.get("tree_") if hasattr(owner, "__dict__") else None
-    if tree is not None and _kind(tree) == TREE:
+    forest's estimators (each of the forest's width), a HistGradientBoosting's predictors."""
+    attributes = vars(owner) if hasattr(owner, "__dict__") else {}
+    width = attributes.get("n_features_in_")
+    tree = attributes.get("tree_")
+    if _kind(tree) == TREE:
         yield tree, _tree_problem(tree, width)
-    estimators = owner.__dict__.get("estimators_") if hasattr(owner, "__dict__") else None
-    if estimators is not None:
-        for estimator in np.asarray(estimators, dtype=object).ravel():
-            if "tree_" in getattr(estimator, "__dict__", {}) and (
-                getattr(estimator, "n_features_in_", None) != width
-            ):
-                yield estimator, "a tree of a forest takes another number of features"
-    predictors = owner.__dict__.get("_predictors") if hasattr(owner, "__dict__") else None
-    for predictor in _flat(predictors):
+    for estimator in np.asarray(attributes.get("estimators_", []), dtype=object).ravel():
+        if "tree_" in getattr(estimator, "__dict__", {}) and (
+            getattr(estimator, "n_features_in_", None) != width
+        ):
+            yield estimator, "a tree of a forest takes another number of features"
+    for predictor in _flat(attributes.get("_predictors")):
         if _kind(predictor) == PREDICTOR:
             yield predictor, _predictor_problem(predictor, width)
 
