@@ -79,6 +79,15 @@ def test_the_forest_engine_is_used_and_gives_sklearns_probabilities(champion, pi
     assert [r["label"] for r in batch] == list(pipeline.predict(pd.DataFrame(records)))
 
 
+def test_the_forest_engine_walks_only_a_matrix_of_its_width(pipeline, records):
+    """Its kernel reads the matrix without bounds checks: a narrower one is refused first."""
+    engine = engines.ForestEngine(pipeline.named_steps["classify"])
+    matrix = pipeline.named_steps["encode"].transform(records[:5])
+    assert engine(matrix).shape == (5, len(pipeline.classes_))
+    with pytest.raises(ValueError, match="features"):
+        engine(matrix[:, :-1])
+
+
 def test_an_engine_that_disagrees_is_dropped(settings, pipeline, monkeypatch, caplog):
     monkeypatch.setattr(
         engines.ForestEngine,
