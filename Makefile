@@ -12,7 +12,7 @@ export DO_NOT_TRACK := true
 # System packages the tests need (browser tests, Postgres-backed MLflow, compose validation).
 APT_PACKAGES := chromium postgresql docker-compose
 
-.PHONY: install lock system-deps test lint format run ingest bench clean
+.PHONY: install lock system-deps test lint format docs run ingest bench clean
 
 install: $(VENV)/.installed
 
@@ -69,6 +69,13 @@ format: install
 
 test: install airflow-install system-deps lint
 	$(PY) -m pytest
+
+# The documentation site (mkdocs.yml, docs/) into site/: strict (a broken link or a docstring
+# mkdocstrings cannot read fails it) and offline (no plugin fetches, no web font, no CDN). The
+# reference pages are generated from the code (tooling/docs_site.py). `make test` builds it
+# too (tests/test_docs.py), with the network closed where the machine allows.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1, dclint).
 .PHONY: lint-deploy
