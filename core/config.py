@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ADEME_API_URL = "https://data.ademe.fr/data-fair/api/v1/datasets/dpe-v2-tertiaire-2/lines"
@@ -30,6 +30,15 @@ class Settings(BaseSettings):
         description="In production, how the workbench knows its user: Streamlit's OIDC login "
         "(`st.login`, `[auth]` in .streamlit/secrets.toml) or an authenticating reverse proxy "
         "in front (oauth2-proxy's `X-Forwarded-Email`/`X-Forwarded-User` headers).",
+    )
+    workbench_proxy_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "With DPE_WORKBENCH_LOGIN=proxy: the secret the login proxy sends in the header "
+            "X-DPE-Proxy-Secret. In production the workbench answers only requests that carry "
+            "it (its health check aside) and trusts X-Forwarded-Email only from them; unset, "
+            "it refuses every page."
+        ),
     )
     home: Path = Field(
         default=Path("var"),
