@@ -65,7 +65,7 @@ def test_hot_swap_after_a_second_promotion(
         wait_until(lambda: serving(url, "1"), what="champion 1 served")
         publish_champion(settings, pipelines["2"], 2)
         # A few reload intervals (0.3 s) plus loading time.
-        wait_until(lambda: serving(url, "2"), timeout_s=15, what="champion 2 swapped in")
+        wait_until(lambda: serving(url, "2"), what="champion 2 swapped in")
         answer = post_records(url, records[:10]).json()
         assert answer["model_version"] == "2"
         expected = pipelines["2"].predict_proba(pd.DataFrame(records[:10]))
@@ -111,7 +111,7 @@ def test_store_down_at_start_then_back(settings, pipelines, records, tmp_path):
         with moto_server(port) as endpoint:
             create_bucket(endpoint, "down-at-start")
             publish_champion(settings, pipelines["1"], 1)
-            wait_until(lambda: serving(url, "1"), timeout_s=15, what="served once the store is up")
+            wait_until(lambda: serving(url, "1"), what="served once the store is up")
             assert post_records(url, records[:1]).status_code == 200
 
 
