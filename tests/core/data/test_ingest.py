@@ -105,7 +105,7 @@ def test_clean_accepts_snake_case_typed_values_and_keeps_the_index():
     assert cleaned["secteur_activite"].iloc[0] == "Z : a sector nobody listed"
     assert cleaned["reject_reason"].isna().all()
     assert "not_a_column" not in cleaned.columns
-    assert len(cleaned.columns) == 66
+    assert len(cleaned.columns) == 67  # 63 fields, reject_reason and _code, 2 flags
 
 
 def test_read_csv_reads_french_excel_exports():
@@ -392,17 +392,21 @@ def test_cli_ingest_bad_source_exits_non_zero_with_one_line(settings, tmp_path):
     code, payload, stderr = run_cli(
         "ingest", "--source", str(tmp_path / "empty.csv"), env=cli_env(settings)
     )
-    assert (code, payload) == (2, None)
-    assert stderr.strip().splitlines() == [f"error: source {tmp_path / 'empty.csv'} is empty"]
+    message = f"source {tmp_path / 'empty.csv'} is empty"
+    assert code == 2
+    assert payload == {"error": {"code": "invalid_input", "message": message, "retryable": False}}
+    assert stderr.strip().splitlines() == [f"error: {message}"]
 
 
-def test_cli_ingest_api_unreachable(settings, tmp_path):
+def test_cli_ingest_api_unreachable_is_worth_retrying(settings, tmp_path):
+    """Exit 5 and `retryable`: what the Airflow DAG retries on."""
     pages = read_pages(write_pages(sample_records(), tmp_path / "p", 6))
     with page_server(pages) as server:
         closed = server.url
     env = {**cli_env(settings), "DPE_HTTP_RETRIES": "1", "DPE_HTTP_BACKOFF_S": "0.01"}
     code, payload, stderr = run_cli("ingest", "--source", closed, env=env)
-    assert (code, payload) == (2, None)
+    assert code == 5
+    assert payload["error"]["code"] == "unavailable" and payload["error"]["retryable"]
     assert "error: ADEME API" in stderr and "unreachable" in stderr
     assert not settings.duckdb_path.exists()
 
