@@ -226,11 +226,15 @@ def test_number_errors_read_as_ingest_gives_them(champion):
     theirs = clean(pd.DataFrame([{k: str(v) for k, v in r.items()} for r in records]))
     assert [r["error"] for r in results] == theirs["reject_reason"].tolist()
     codes = ["|".join(p["code"] for p in r["errors"]) for r in results]
-    assert codes == theirs["reject_code"].tolist() == [
-        "below_minimum|above_maximum",
-        "above_maximum|above_maximum",
-        "below_minimum",
-    ]
+    assert (
+        codes
+        == theirs["reject_code"].tolist()
+        == [
+            "below_minimum|above_maximum",
+            "above_maximum|above_maximum",
+            "below_minimum",
+        ]
+    )
 
 
 def test_manifest_bounds_tighter_than_the_schema_apply(settings, pipeline):
