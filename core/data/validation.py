@@ -369,8 +369,10 @@ def clean_sql(table: str, by_field: bool = False) -> str:
         "surface_placeholder",
         "conso_placeholder",
     ]
-    if by_field:
-        joined += [f"_{kind}_{name}" for name in REJECT_FIELDS for kind in ("code", "reason")]
+    if by_field:  # codes as an ENUM: pandas gets a categorical, 5x cheaper than text
+        codes_type = f"ENUM({', '.join(map(_literal, ERROR_CODES))})"
+        for name in REJECT_FIELDS:
+            joined += [f"CAST(_code_{name} AS {codes_type}) AS _code_{name}", f"_reason_{name}"]
     layers = [joined, final, typed, parsed]
     query = f"SELECT {text} FROM {table}"
     for columns in reversed(layers):
