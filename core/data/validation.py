@@ -62,9 +62,8 @@ class Problem(TypedDict):
 
     field: str | None  # the record field (snake_case name); None: the record as a whole
     code: str  # one of ERROR_CODES
-    message: (
-        str  # names the field (official name) and the value, e.g. "Surface_utile=0 must be > 0"
-    )
+    # Names the field (official name) and the value: "Surface_utile=0 must be > 0".
+    message: str
 
 
 # --- Reading values ---------------------------------------------------------------------------
@@ -176,21 +175,17 @@ def _bounds(low: float | None, high: float | None, low_exclusive: bool = False) 
 def field_rules(name: str) -> list[Rule]:
     """The rules `core.data.schema` sets for a number field, in the order messages give them."""
     spec = RECORD_FIELDS[name]
-    integer = [Rule("not integer", None, "not_an_integer", "is not an integer")]
-    return (integer if spec.kind == "integer" else []) + _bounds(
-        spec.min, spec.max, spec.min_exclusive
-    )
+    integer = spec.kind == "integer"
+    rules = [Rule("not integer", None, "not_an_integer", "is not an integer")] if integer else []
+    return rules + _bounds(spec.min, spec.max, spec.min_exclusive)
 
 
-Check = Rule  # what `add_number_errors` checks a number field's values with
-
-
-def spec_checks(name: str) -> list[Check]:
+def spec_checks(name: str) -> list[Rule]:
     """The checks of a number field, as `clean()` makes them (its codes and messages)."""
     return field_rules(name)
 
 
-def schema_checks(name: str, entry: Mapping | None) -> list[Check]:
+def schema_checks(name: str, entry: Mapping | None) -> list[Rule]:
     """Bounds the manifest's input schema sets beyond core.data.schema's."""
     spec, entry = RECORD_FIELDS[name], entry or {}
     low, high = entry.get("min"), entry.get("max")
@@ -276,7 +271,7 @@ def add_number_errors(
     values: np.ndarray,
     floats: np.ndarray,
     not_number: np.ndarray,
-    checks: Sequence[Check],
+    checks: Sequence[Rule],
 ) -> None:
     """Add to `errors` a number field's problem per failing row, as `clean()` finds and
     words it: the value is not a number, else the first of `checks` it breaks. `values` as

@@ -34,10 +34,10 @@ import numpy as np
 from core.config import Settings
 from core.data.schema import LABELS, RECORD_FIELDS
 from core.data.validation import (
-    Check,
     Problem,
     RowErrors,
     RowWarnings,
+    Rule,
     add_number_errors,
     schema_checks,
     spec_checks,
@@ -343,7 +343,7 @@ class Champion:
         floats: Mapping[str, np.ndarray],
         errors: RowErrors,
         warnings: RowWarnings,
-        number_checks: Mapping[str, list[Check]],
+        number_checks: Mapping[str, list[Rule]],
         not_numbers: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Add to `errors` what the model cannot take: values that are not numbers (where
