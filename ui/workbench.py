@@ -2,10 +2,11 @@
 report of a predicted batch, what the official scale says of a consumption, and the
 champion's input form. Pages stay widgets and charts; this is the logic they show."""
 
+import numpy as np
 import pandas as pd
 
 from core.data.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL
-from core.data.validation import CODE_SEPARATOR, ERROR_CODES
+from core.data.validation import CODE_SEPARATOR, ERROR_CODES, field_rules, number_message
 from core.modeling import scales
 
 
@@ -70,6 +71,17 @@ def official_answer(secteur: str | None, conso: float | None) -> dict | None:
         "better_bound": None if better is None else bounds[LABELS.index(better)],
         "distance": distance,
     }
+
+
+def out_of_bounds(name: str, value: float | None) -> str | None:
+    """Why a number given for record field `name` is not valid (core's words:
+    `Conso_kWhep/m²/an=-1 must be >= 0`), or None."""
+    if value is None:
+        return None
+    for rule in field_rules(name):
+        if rule.fails(np.array([float(value)]))[0]:
+            return number_message(RECORD_FIELDS[name].official, float(value), rule.text)
+    return None
 
 
 def form_fields(input_schema: list[dict]) -> list[dict]:
