@@ -4,7 +4,12 @@ error exits with its code and, with --json, prints one `{"error": {...}}` object
 import json
 import socket
 
+import pytest
+
+from core.cli import main
+from core.config import get_settings
 from core.errors import Conflict, DpeError, InvalidInput, NotFound, Unavailable, unknown_host
+from tests.support.champion import publish_champion
 from tests.support.cli import cli_env, run_cli
 from tests.support.servers import free_port
 
@@ -45,42 +50,48 @@ def _error(payload: dict | None) -> dict:
     return payload["error"]
 
 
-def test_invalid_input_exits_2(settings, tmp_path):
-    code, payload, stderr = run_cli(
-        "ingest", "--source", str(tmp_path / "missing.csv"), env=cli_env(settings)
-    )
+@pytest.fixture
+def cli(settings, monkeypatch, capsys):
+    """`dpe ARGS --json` in this process (the CLI's imports are paid once, not per test); exit
+    codes 2, 3 and 5 through a real process are in tests/core/data (ingest, warehouse)."""
+
+    def run(*args: str, **env: str) -> tuple[int, dict | None, str]:
+        for name, value in {**cli_env(settings), **env}.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        try:
+            code = main([*args, "--json"])
+        finally:
+            get_settings.cache_clear()
+        out, err = capsys.readouterr()
+        return code, json.loads(out), err
+
+    return run
+
+
+def test_a_setting_that_cannot_be_read_is_invalid_input(cli):
+    code, payload, stderr = cli("status", DPE_MAX_BATCH_ROWS="many")
     error = _error(payload)
     assert code == 2 and error["code"] == "invalid_input" and not error["retryable"]
+    assert "DPE_MAX_BATCH_ROWS" in error["message"]
     assert f"error: {error['message']}" in stderr  # the message on stderr, as without --json
 
 
-def test_a_setting_that_cannot_be_read_is_invalid_input(settings):
-    code, payload, _ = run_cli("status", env={**cli_env(settings), "DPE_MAX_BATCH_ROWS": "many"})
-    error = _error(payload)
-    assert code == 2 and error["code"] == "invalid_input"
-    assert "DPE_MAX_BATCH_ROWS" in error["message"]
-
-
-def test_not_found_exits_3(settings):
-    code, payload, _ = run_cli("describe", env=cli_env(settings))  # no dataset yet
+def test_not_found_exits_3(cli):
+    code, payload, _ = cli("describe")  # no dataset yet
     error = _error(payload)
     assert code == 3 and error["code"] == "not_found" and not error["retryable"]
     assert "no dataset yet" in error["message"]
 
 
-def test_conflict_exits_4(settings, pipeline, tmp_path):
+def test_conflict_exits_4(cli, settings, pipeline, tmp_path):
     """A store whose champion file no longer matches its manifest contradicts itself."""
-    from tests.support.champion import publish_champion
-
     manifest = publish_champion(settings, pipeline, 1)
     model = settings.home / "store" / "models" / "dpe" / "champion" / manifest.model_file
     model.write_bytes(model.read_bytes() + b"tampered")
     source = tmp_path / "in.csv"
     source.write_text("surface_utile\n100\n")
-    code, payload, _ = run_cli(
-        "predict", "--input", str(source), "--output", str(tmp_path / "out.csv"),
-        env=cli_env(settings),
-    )  # fmt: skip
+    code, payload, _ = cli("predict", "--input", str(source), "--output", str(tmp_path / "o.csv"))
     error = _error(payload)
     assert code == 4 and error["code"] == "conflict" and not error["retryable"]
     assert "does not match its sha256" in error["message"]
