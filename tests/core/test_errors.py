@@ -107,17 +107,3 @@ def test_unavailable_exits_5_from_a_pipeline_step_as_the_dag_runs_it(settings):
     error = _error(payload)
     assert code == 5 and error == {**error, "code": "unavailable", "retryable": True}
     assert "ADEME API" in error["message"] and "Traceback" not in stderr
-
-
-def test_the_readme_errors_section_lists_every_kind_and_code():
-    """The tables a user reads (README, section Errors) are the ones the code uses."""
-    from core.data.validation import ERROR_CODES
-    from tests.support.cli import ROOT
-
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Errors\n", 1)[1].split("\n## ", 1)[0]
-    for kind in (InvalidInput, NotFound, Conflict, Unavailable):
-        row = f"| `{kind.code}` | {kind.http_status} | {kind.exit_code} |"
-        assert row in section, row
-    for code, meaning in ERROR_CODES.items():
-        assert f"| `{code}` | {meaning} |" in section
