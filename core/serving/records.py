@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.data.schema import OFFICIAL_TO_SNAKE, RECORD_FIELDS
-from core.data.validation import RowErrors, parse_numbers, trimmed
+from core.data.validation import Problem, RowErrors, RowWarnings, parse_numbers, trimmed
 from core.modeling.encoding import FieldEncoding
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def columns_of(
 def check_keys(
     records: Sequence[Mapping],
     errors: RowErrors,
-    warnings: RowErrors,
+    warnings: RowWarnings,
     max_keys: int | None = None,
 ) -> None:
     """Warn of keys that are no record field (naming the first MAX_NAMED_KEYS, with the
@@ -80,9 +80,11 @@ def check_keys(
     (what naming keys costs must not grow with what a client sends)."""
     for row, record in enumerate(records):
         if max_keys is not None and len(record) > max_keys:
-            errors.rows.setdefault(row, []).append(
+            message = (
                 f"the record has {len(record):,} keys, more than {max_keys} (DPE_MAX_RECORD_KEYS)"
             )
+            problem = Problem(field=None, code="too_many_keys", message=message)
+            errors.rows.setdefault(row, []).append(problem)
             continue
         unknown = record.keys() - _KNOWN_KEYS
         if not unknown:
@@ -92,7 +94,9 @@ def check_keys(
         if len(listed) > MAX_NAMED_KEYS:
             names += f" and {len(listed) - MAX_NAMED_KEYS} more"
         if len(unknown) == len(record):
-            errors.rows.setdefault(row, []).append(f"no field the model knows: {names}")
+            message = f"no field the model knows: {names}"
+            problem = Problem(field=None, code="no_known_field", message=message)
+            errors.rows.setdefault(row, []).append(problem)
         else:
             warnings.rows.setdefault(row, []).append(f"unknown field(s) ignored: {names}")
 
