@@ -5,6 +5,7 @@ too many uploads at once and slow ones (24.11), an upload cut by `kill -9` (24.1
 
 import contextlib
 import http.client
+import json
 import os
 import re
 import select
@@ -437,6 +438,7 @@ def test_an_upload_too_slow_is_cut_and_frees_its_slot(champion_settings, tmp_pat
         assert "answer" in cut, "the slow upload was not cut"
         status, _, body = cut["answer"]
         assert status == 408 and b"DPE_UPLOAD_MIN_KB_S" in body, body
+        assert json.loads(body)["code"] == "too_slow"
         accepted = httpx.post(f"{url}/predict/csv", files={"file": ("b.csv", UPLOAD)}, timeout=60)
         assert accepted.status_code == 200, accepted.text
 
