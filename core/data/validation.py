@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 Check = tuple[Callable[[np.ndarray], np.ndarray], str]  # (where values fail, the rule broken)
 BLANKS = " \t\r\n\f\v"  # what is trimmed off text, in records and in bulk alike
+# Dates that cannot be later than the day a record is ingested (its validity end can), and
+# the days of slack for clocks and time zones. A far-future reception date would otherwise
+# stall the lifecycle's watermark (issue 24, item 5).
+PAST_DATES = ("Date_réception_DPE", "Date_établissement_DPE", "Date_visite_diagnostiqueur")
+FUTURE_TOLERANCE_DAYS = 2
 
 
 # --- Reading values ---------------------------------------------------------------------------
@@ -243,6 +248,16 @@ def _reason_sql(name: str) -> str:
     return f"CASE {' '.join(whens)} END"
 
 
+def _future_reason_sql(official: str) -> str:
+    """Why a date is rejected: later than today (DuckDB's `current_date`) + the tolerance."""
+    date = OFFICIAL_TO_SNAKE[official]
+    return (
+        f"CASE WHEN {date} > current_date + {FUTURE_TOLERANCE_DAYS} "
+        f"THEN {_literal(official + '=')} || strftime({date}, '%Y-%m-%d') || ' is in the future' "
+        "END"
+    )
+
+
 def clean_sql(table: str) -> str:
     """SELECT cleaning `table` (the 63 official columns, as text) into the 63 typed
     snake_case columns + reject_reason + placeholder flags."""
@@ -269,6 +284,7 @@ def clean_sql(table: str) -> str:
         f"THEN {_literal(LABEL_COLUMN + '=')} || '''' || {label} || ''' is not a class A–G' END"
     ]
     reasons += [_reason_sql(name) for name in checked]
+    reasons += [_future_reason_sql(official) for official in PAST_DATES]
     final += [
         f"NULLIF(concat_ws('; ', {', '.join(reasons)}), '') AS reject_reason",
         f"coalesce(surface_utile = {SURFACE_PLACEHOLDER}, false) AS surface_placeholder",
