@@ -1,0 +1,143 @@
+"""The ADEME API client against misbehaving servers on 127.0.0.1 (issue 24: items 10 and
+the lows): a page that drips in, a page too big, `next` cursors that loop or lead to another
+server, JSON nested too deeply, and more records on one day than the limit."""
+
+import json
+import time
+
+import pytest
+
+from core.data.ademe_api import fetch_api
+from core.data.ingest import ingest
+from core.errors import InvalidInput, Unavailable
+from tests.support.cli import cli_env, run_cli
+from tests.support.sources import datafair_server, scripted_server
+
+PAGE = json.dumps({"total": 2, "next": None, "results": [{"N°DPE": "A"}, {"N°DPE": "B"}]})
+
+
+@pytest.fixture
+def api_settings(settings):
+    """Quick retries and a 1 s read timeout: each test sets the deadline it is about."""
+    return settings.model_copy(
+        update={"http_timeout_s": 1.0, "http_retries": 0, "http_backoff_s": 0.01}
+    )
+
+
+def drip(body: str, every_s: float):
+    """A server answering `body` one byte every `every_s` seconds (under the read timeout)."""
+
+    def respond(handler):
+        data = body.encode()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        for byte in data:
+            handler.wfile.write(bytes([byte]))
+            handler.wfile.flush()
+            time.sleep(every_s)
+
+    return respond
+
+
+def test_a_page_dripping_in_is_given_up_at_its_deadline(api_settings):
+    # 0.05 s a byte: the page would be whole after ~4 s; each read waits far less than 1 s.
+    settings = api_settings.model_copy(update={"http_page_deadline_s": 1.0})
+    with scripted_server(drip(PAGE, 0.05)) as server:
+        with pytest.raises(Unavailable, match="too slow") as error:
+            fetch_api(server.url, 10, settings)
+    assert "1 attempt" in str(error.value)
+
+
+def test_the_whole_fetch_has_a_deadline_retries_included(api_settings):
+    settings = api_settings.model_copy(
+        update={"http_page_deadline_s": 0.5, "http_fetch_deadline_s": 1.5, "http_retries": 50}
+    )
+    with scripted_server(drip(PAGE, 0.05)) as server:
+        with pytest.raises(Unavailable, match="DPE_HTTP_FETCH_DEADLINE_S"):
+            fetch_api(server.url, 10, settings)
+    assert 1 < len(server.requests) < 50  # retried, but not 50 times
+
+
+def big_page(declare_length: bool):
+    def respond(handler):
+        handler.send_response(200)
+        if declare_length:
+            handler.send_header("Content-Length", str(50 * 1024 * 1024))
+        handler.end_headers()
+        handler.wfile.write(b'{"results": [' + b'{"N\\u00b0DPE": "x"},' * 200_000)
+
+    return respond
+
+
+@pytest.mark.parametrize("declare_length", [True, False])
+def test_a_page_over_the_size_cap_is_refused_before_parsing(api_settings, declare_length):
+    settings = api_settings.model_copy(update={"http_max_page_mb": 1.0})
+    with scripted_server(big_page(declare_length)) as server:
+        with pytest.raises(InvalidInput, match=r"larger than 1 MB \(DPE_HTTP_MAX_PAGE_MB\)"):
+            fetch_api(server.url, 10, settings)
+
+
+def pages_pointing_to(next_of):
+    """Pages of one record each; `next_of(server, path)` is the `next` of each page."""
+
+    def respond(handler):
+        body = json.dumps(
+            {"next": next_of(handler.server, handler.path), "results": [{"N°DPE": handler.path}]}
+        ).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return respond
+
+
+def test_a_next_cursor_loop_is_detected(api_settings):
+    def next_of(server, path):  # page 1 leads back to the first page
+        return f"{server.url}?page=1" if "page=1" not in path else f"{server.url}?size=100"
+
+    with scripted_server(pages_pointing_to(next_of)) as server:
+        with pytest.raises(InvalidInput, match="back to a page already fetched"):
+            fetch_api(server.url, 100, api_settings)
+    assert len(server.requests) == 2
+
+
+def test_a_next_cursor_to_another_server_is_not_followed(api_settings):
+    with scripted_server(pages_pointing_to(lambda server, path: None)) as elsewhere:
+        with scripted_server(pages_pointing_to(lambda server, path: elsewhere.url)) as server:
+            with pytest.raises(InvalidInput, match="another server"):
+                fetch_api(server.url, 100, api_settings)
+    assert elsewhere.requests == []
+
+
+def test_deeply_nested_json_is_one_clear_error_in_ingest_and_cli(api_settings, tmp_path):
+    nested = '{"results": [' + "[" * 100_000 + "]" * 100_000 + "]}"
+
+    def respond(handler):
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(nested.encode())
+
+    with scripted_server(respond) as server:
+        with pytest.raises(InvalidInput, match="nested too deeply"):
+            ingest(api_settings, server.url)
+    page = tmp_path / "nested.json"
+    page.write_text(nested)
+    code, payload, stderr = run_cli("ingest", "--source", str(page), env=cli_env(api_settings))
+    assert (code, payload) == (2, None)
+    assert stderr.strip().splitlines() == [
+        f"error: {page} is nested too deeply to be an ADEME API page"
+    ]
+
+
+def test_a_sorted_fetch_never_stops_inside_a_day(api_settings):
+    """700 records received on one day, a limit of 500: all 700 come (the next incremental
+    fetch starts at that day: cut inside it, 200 would never be fetched)."""
+    day = [{"N°DPE": f"D{n:03d}", "Date_réception_DPE": "2024-03-01"} for n in range(700)]
+    later = [{"N°DPE": f"E{n:03d}", "Date_réception_DPE": "2024-03-02"} for n in range(300)]
+    with datafair_server(day + later) as server:
+        records = fetch_api(f"{server.url}?sort=Date_réception_DPE", 500, api_settings)
+    assert {record["N°DPE"] for record in records} == {record["N°DPE"] for record in day}
+    with datafair_server(day + later) as server:  # unsorted: the limit is the limit
+        assert len(fetch_api(server.url, 500, api_settings)) == 500
