@@ -94,7 +94,7 @@ def test_dates_in_the_future_are_rejected_beyond_a_small_tolerance():
         }
     )
     reasons = clean(frame)["reject_reason"]
-    assert reasons.where(reasons.notna(), None).tolist() == [
+    assert [None if pd.isna(reason) else reason for reason in reasons] == [
         "Date_réception_DPE=2099-12-31 is in the future",
         None,
         "Date_visite_diagnostiqueur=2098-12-31 is in the future",
