@@ -165,31 +165,40 @@ def _sort_key(url: httpx.URL) -> str | None:
     return sort.split(",")[0].strip().lstrip("-") or None if sort else None
 
 
-def _run_end(records: list[dict], limit: int, key: str | None) -> int:
-    """How many records to keep: `limit`, or, on sorted pages, up to the end of the run of
-    records that sort equal to the one at the limit (a sorted fetch never stops inside a
-    run: the next incremental fetch starts at that value and must find the run whole)."""
-    if len(records) <= limit or key is None:
+def _run_length(records: list[dict], key: str) -> int:
+    """How many records lead with the first record's `key` value."""
+    first = records[0].get(key) if records else None
+    return next((n for n, record in enumerate(records) if record.get(key) != first), len(records))
+
+
+def _keep(records: list[dict], limit: int, key: str | None) -> int:
+    """How many of the fetched records to keep: `limit`; on pages sorted by `key`, the
+    first run of equal values (the watermark's day, which the previous fetch may hold
+    already) does not count, and the run at the limit is kept whole: the next incremental
+    fetch starts at that value and must make progress past it."""
+    if key is None:
         return min(len(records), limit)
-    last, end = records[limit - 1].get(key), limit
+    target = _run_length(records, key) + limit
+    if len(records) <= target:
+        return len(records)
+    last, end = records[target - 1].get(key), target
     while end < len(records) and records[end].get(key) == last:
         end += 1
     return end
 
 
 def _wants_more(records: list[dict], limit: int, key: str | None) -> bool:
-    """Below the limit; or, on sorted pages, the run at the limit may go on next page."""
-    if len(records) < limit:
-        return True
-    return key is not None and _run_end(records, limit, key) == len(records)
+    """Fewer than `_keep` would keep: the next page may still belong."""
+    if key is None:
+        return len(records) < limit
+    return _keep(records, limit, key) == len(records)
 
 
 def fetch_api(
     url: str, limit: int, settings: Settings, progress: Progress = no_progress
 ) -> list[dict]:
     """Records from the ADEME data-fair API, following `next` cursors up to `limit` (on
-    pages sorted by a field, up to the end of the run of equal values at the limit);
-    `progress` gets the share of `limit` fetched."""
+    pages sorted by a field, see `_keep`); `progress` gets the share of `limit` fetched."""
     first = httpx.URL(url)
     if "size" not in first.params:
         first = first.copy_merge_params({"size": min(limit, API_PAGE_SIZE)})
@@ -213,4 +222,4 @@ def fetch_api(
                 f"{len(records)} records fetched from the ADEME API",
             )
             page_url = _next_page(page, httpx.URL(page_url), first, seen)
-    return records[: _run_end(records, limit, key)]
+    return records[: _keep(records, limit, key)]

@@ -131,13 +131,20 @@ def test_deeply_nested_json_is_one_clear_error_in_ingest_and_cli(api_settings, t
     ]
 
 
-def test_a_sorted_fetch_never_stops_inside_a_day(api_settings):
-    """700 records received on one day, a limit of 500: all 700 come (the next incremental
-    fetch starts at that day: cut inside it, 200 would never be fetched)."""
-    day = [{"N°DPE": f"D{n:03d}", "Date_réception_DPE": "2024-03-01"} for n in range(700)]
-    later = [{"N°DPE": f"E{n:03d}", "Date_réception_DPE": "2024-03-02"} for n in range(300)]
-    with datafair_server(day + later) as server:
-        records = fetch_api(f"{server.url}?sort=Date_réception_DPE", 500, api_settings)
-    assert {record["N°DPE"] for record in records} == {record["N°DPE"] for record in day}
-    with datafair_server(day + later) as server:  # unsorted: the limit is the limit
-        assert len(fetch_api(server.url, 500, api_settings)) == 500
+def received(day: str, count: int, prefix: str) -> list[dict]:
+    return [{"N°DPE": f"{prefix}{n:03d}", "Date_réception_DPE": day} for n in range(count)]
+
+
+def test_a_sorted_fetch_never_stops_inside_a_day_and_always_gets_past_the_first(api_settings):
+    """More records received on one day than the limit: a fetch cut inside that day would
+    ask for it again next time and never see the 200 records after the cut (issue 24)."""
+    first = received("2024-03-01", 700, "D")
+    later = [received(f"2024-03-{day:02d}", 100, f"E{day}-") for day in range(2, 12)]
+    with datafair_server(first + sum(later, [])) as server:
+        url = f"{server.url}?sort=Date_réception_DPE"
+        records = fetch_api(url, 500, api_settings)
+        # The first day does not count (the previous fetch may hold it); 500 after it.
+        assert [r["N°DPE"] for r in records] == [r["N°DPE"] for r in first + sum(later[:5], [])]
+        again = fetch_api(f"{url}&Date_réception_DPE_gte=2024-03-06", 500, api_settings)
+        assert [r["N°DPE"] for r in again] == [r["N°DPE"] for r in sum(later[4:], [])]
+        assert len(fetch_api(server.url, 500, api_settings)) == 500  # unsorted: the limit
