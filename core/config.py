@@ -111,7 +111,14 @@ class Settings(BaseSettings):
     gate_max_rejected_share: float = Field(default=0.2, ge=0, le=1)
     gate_max_unlabelled_share: float = Field(default=0.6, ge=0, le=1)
     gate_max_placeholder_share: float = Field(default=0.95, ge=0, le=1)
-    gate_max_new_category_share: float = Field(default=0.1, ge=0, le=1)
+    gate_max_new_category_share: float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="Largest share of an increment's records holding a category never seen "
+        "before (categories are an open vocabulary: 12 to 20 % of the newest real records hold "
+        "one against the older half of the sample; a broken encoding gives all of them).",
+    )
     gate_min_rows: int = Field(
         default=50,
         ge=1,

@@ -15,23 +15,22 @@ the increment is refused with its reasons:
   of its back-test on the base version: the new labels no longer follow the scales.
 """
 
-import logging
-
 import numpy as np
 import pandas as pd
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from core.config import Settings
 from core.data import quarantine, warehouse
 from core.data.schema import LABELS, RECORD_FIELDS
-from core.errors import DpeError
 from core.modeling import scales
+from core.modeling.rules import RuleClassifier
+from core.modeling.splits import record_dates, time_order
 
-log = logging.getLogger(__name__)
-
-LABEL, CONSUMPTION, SECTOR = "etiquette_dpe", "conso_kwhep_m2_an", "secteur_activite"
+LABEL, CONSUMPTION = "etiquette_dpe", "conso_kwhep_m2_an"
 # A field empty in every new record is flagged when chance would do that less often than this.
 EMPTIED_BY_CHANCE = 0.001
-RULES_FEATURES = "with-consumption"  # the rule baseline reads the consumption and the sector
+BACKTEST_WINDOWS = 4
+MIN_WINDOW_ROWS = 20  # fewer labelled records in a window: no rule-baseline verdict
 
 
 def increment(
@@ -105,8 +104,7 @@ def measure(settings: Settings, new: pd.DataFrame, before: pd.DataFrame) -> dict
     if len(before):
         for name, spec in RECORD_FIELDS.items():
             if spec.kind == "category":
-                known = set(before[name].dropna())
-                unseen |= new[name].notna() & ~new[name].isin(known)
+                unseen |= new[name].notna() & ~new[name].isin(before[name].dropna().unique())
     judged = ~quarantine.held_mask(settings, before) if len(before) else before["n_dpe"].notna()
     labelled = int(new[LABEL].isin(LABELS).sum())
     return {
@@ -150,54 +148,36 @@ def reasons(settings: Settings, measured: dict) -> list[str]:
 
 
 def rules_drop(settings: Settings, frame: pd.DataFrame, before: pd.DataFrame) -> dict | None:
-    """The rule baseline's gate metric on the pass's window (the newest labelled records of
-    `frame`) and its range over a back-test on `before`; None when either cannot be measured
-    (too few labelled records or dates)."""
-    from core.modeling.backtest import window_bounds
-    from core.modeling.splits import time_order
-    from core.modeling.train import SEED, held_out, labelled_dates, labelled_rows
-
-    metric = settings.gate_metric
-    try:
-        held = held_out(
-            quarantine.for_training(settings, frame),
-            RULES_FEATURES,
-            "time",
-            settings.pipeline_window_share,
-            SEED,
-        )
-        window = _rules_score(held.X_train, held.y_train, held.X_test, held.y_test, metric)
-        before = quarantine.for_training(settings, before)
-        X, y = labelled_rows(before, RULES_FEATURES)
-        dates = labelled_dates(before)
-        order = time_order(dates)
-        backtest = [
-            _rules_score(
-                X.iloc[order[:start]],
-                y[order[:start]],
-                X.iloc[order[start:end]],
-                y[order[start:end]],
-                metric,
-            )  # fmt: skip
-            for start, end in window_bounds(dates, 4)
-        ]
-    except DpeError as error:
-        log.info("rule baseline check skipped: %s", error)
+    """The rule baseline's gate metric on the pass's window (the newest
+    `pipeline_window_share` of `frame`'s labelled records) and its range over a back-test on
+    `before` (BACKTEST_WINDOWS consecutive windows of its newest half, each scored by the
+    rules fitted on what precedes it); None when there are too few records to say."""
+    current = _labelled_in_time_order(quarantine.for_training(settings, frame))
+    base = _labelled_in_time_order(quarantine.for_training(settings, before))
+    size = round(len(current) * settings.pipeline_window_share)
+    if size < MIN_WINDOW_ROWS or len(base) // 2 < BACKTEST_WINDOWS * MIN_WINDOW_ROWS:
         return None
+    metric = settings.gate_metric
+    window = _rules_score(current.iloc[:-size], current.iloc[-size:], metric)
+    tested = np.array_split(np.arange(len(base) // 2, len(base)), BACKTEST_WINDOWS)
+    backtest = [_rules_score(base.iloc[: rows[0]], base.iloc[rows], metric) for rows in tested]
     return {"metric": metric, "window": window, "low": min(backtest), "high": max(backtest)}
 
 
-def _rules_score(X_train, y_train, X_test, y_test, metric: str) -> float:
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+def _labelled_in_time_order(frame: pd.DataFrame) -> pd.DataFrame:
+    rows = frame[frame["reject_reason"].isna() & frame[LABEL].isin(LABELS)]
+    return rows.iloc[time_order(record_dates(rows))].reset_index(drop=True)
 
-    from core.modeling.models import build_pipeline
 
-    predicted = build_pipeline("rules", RULES_FEATURES).fit(X_train, y_train).predict(X_test)
+def _rules_score(older: pd.DataFrame, window: pd.DataFrame, metric: str) -> float:
+    """The rule model (fitted on `older`: its fallback label) scored on `window`."""
+    rules = RuleClassifier().fit(older, older[LABEL])
+    truth, predicted = window[LABEL].to_numpy(), rules.predict(window)
     if metric == "accuracy":
-        return float(accuracy_score(y_test, predicted))
+        return float(accuracy_score(truth, predicted))
     if metric == "balanced_accuracy":
-        return float(balanced_accuracy_score(y_test, predicted))
-    return float(f1_score(y_test, predicted, average="macro", zero_division=0))
+        return float(balanced_accuracy_score(truth, predicted))
+    return float(f1_score(truth, predicted, average="macro", zero_division=0))
 
 
 def rules_reason(settings: Settings, found: dict | None) -> list[str]:

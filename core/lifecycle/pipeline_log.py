@@ -95,8 +95,8 @@ def last_done(settings: Settings) -> dict | None:
 
 def history(settings: Settings, limit: int | None = None) -> list[dict]:
     """Past passes, newest first, as `pipeline --json` printed them, plus `saved_at` (when
-    the pass was last recorded: its last step, or its failure), `experiments` (MLflow experiment ids, for links) and, for a
-    pass that held records, `quarantine` (records, held, accepted_at, accepted_by)."""
+    the pass was last recorded: its last step, or its failure) and, for a pass that held
+    records, `quarantine` (records, held, accepted_at, accepted_by)."""
     passes = _passes(settings, "", limit)
     held = quarantine.summary(settings) if passes else {}
     return [
