@@ -151,11 +151,11 @@ airflow: install airflow-install
 
 # One lifecycle pass through Airflow (no scheduler needed): `airflow dags test`, then the
 # pass's decision (or why it failed) in plain words. The source: DPE_PIPELINE_SOURCE, else
-# DPE_SOURCE (the ADEME API by default).
+# DPE_SOURCE (the ADEME API by default). No retries: a failed pass is continued by the next.
 pipeline: install airflow-install
 	@settings="$$($(PY) -c '$(AIRFLOW_SETTINGS)')" || exit 1; eval "$$settings"; $(AIRFLOW_ENV); \
 	airflow db migrate >/dev/null || exit 1; \
-	airflow dags test dpe_lifecycle; status=$$?; \
+	DPE_AIRFLOW_RETRIES=0 airflow dags test dpe_lifecycle; status=$$?; \
 	echo "make pipeline: the pass, as recorded:"; \
 	$(PY) -m core pipeline --last; exit $$status
 

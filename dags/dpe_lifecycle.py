@@ -8,9 +8,9 @@ travels between tasks as XCom. A new dataset version is published as the asset
 `dpe://dataset` (with the version in its extra) by `publish_dataset`, skipped otherwise.
 
 Failures: the CLI's exit code says whether trying again can help (core/errors.py: 5 =
-unavailable, e.g. MLflow down or a timeout); only those are retried, anything else (a source
-that does not resolve, bad data, a bug) fails the task at once. Each task has an
-`execution_timeout`.
+unavailable, e.g. MLflow down or a timeout); only those are retried (DPE_AIRFLOW_RETRIES
+times, default 3, 5 minutes apart), anything else (a source that does not resolve, bad
+data, a bug) fails the task at once. Each task has an `execution_timeout`.
 
 Schedule: daily, not paused on creation (`make airflow` is how the daily pass starts): when
 Airflow first loads the DAG it runs the latest day at once (catchup off: never the days
@@ -27,13 +27,16 @@ import subprocess
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from airflow.sdk import Asset, dag, task
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 PROJECT = Path(os.environ.get("DPE_PROJECT_DIR", Path(__file__).resolve().parents[1]))
 PYTHON = os.environ.get("DPE_PROJECT_PYTHON", str(PROJECT / ".venv" / "bin" / "python"))
 DATASET = Asset(uri="dpe://dataset", name="dpe_dataset")
 RETRYABLE_EXIT = 5  # core.errors.Unavailable
+# Tries after a retryable failure; `make pipeline` (one pass, someone waiting) sets 0: the
+# next run continues the pass anyway.
+RETRIES = int(os.environ.get("DPE_AIRFLOW_RETRIES", "3"))
 # The ADEME fetch has its own deadline (DPE_HTTP_FETCH_DEADLINE_S, 30 min by default).
 EXTRACT_TIMEOUT = timedelta(minutes=45)
 TRAIN_TIMEOUT = timedelta(hours=2)  # a grid search on a large dataset
@@ -73,7 +76,7 @@ def step_task(step: str, timeout: timedelta = STEP_TIMEOUT):
     catchup=False,
     max_active_runs=1,
     is_paused_upon_creation=False,
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=5)},
+    default_args={"retries": RETRIES, "retry_delay": timedelta(minutes=5)},
     tags=["dpe"],
     doc_md=__doc__,
 )

@@ -75,8 +75,7 @@ def run_now() -> None:
 
 def who() -> str:
     """Who accepts, as the record keeps it: the signed-in user when there is one."""
-    user = st.user.get("email") if st.user.is_logged_in else None
-    user = user or st.context.headers.get("X-Forwarded-Email")
+    user = st.user.get("email") or st.context.headers.get("X-Forwarded-Email")
     return f"{user} (workbench)" if user else "workbench"
 
 

@@ -61,13 +61,23 @@ def _pipeline_command(args, settings: Settings) -> dict:
 
 
 def _summary(found: dict) -> dict:
-    """What `make pipeline` prints at the end: the pass, its decision and why."""
+    """What `make pipeline` prints at the end: one sentence, then the pass's facts."""
+    error = found.get("error")
+    if found.get("status") == "failed" and error:
+        retry = "trying again later may work" if error.get("retryable") else "not retryable"
+        said = f"failed at step {error['step']}: {error['message']} ({retry})"
+    elif found.get("status") == "running":
+        said = "unfinished (stopped, or still running): the next run continues it"
+    else:
+        reasons = found.get("reasons") or []
+        said = f"decided {found.get('decision')}" + (": " + "; ".join(reasons) if reasons else "")
     keys = ("pass_id", "status", "decision", "dataset_version", "added", "updated", "rejected")
-    summary = {key: found.get(key) for key in keys}
-    summary["reasons"] = found.get("reasons") or []
-    if found.get("error"):
-        summary["error"] = found["error"]
-    return summary
+    return {
+        "summary": f"pass {found.get('pass_id')} {said}",
+        **{key: found.get(key) for key in keys},
+        "reasons": found.get("reasons") or [],
+        "error": error,
+    }
 
 
 def _step_command(args, settings: Settings) -> dict:

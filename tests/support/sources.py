@@ -2,6 +2,7 @@
 a local ADEME API (pages as a `next` chain, with scripted failures), and a snapshot of
 the database and store to check that a failed ingest changed nothing."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -219,10 +220,8 @@ def datafair_server(records: list[dict]):
 class _ScriptedHandler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         self.server.requests.append(self.path)
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
             self.server.respond(self)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up: what some tests want
 
     def log_message(self, *args):
         pass

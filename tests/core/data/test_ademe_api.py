@@ -43,9 +43,9 @@ def drip(body: str, every_s: float):
 def test_a_page_dripping_in_is_given_up_at_its_deadline(api_settings):
     # 0.05 s a byte: the page would be whole after ~4 s; each read waits far less than 1 s.
     settings = api_settings.model_copy(update={"http_page_deadline_s": 1.0})
-    with scripted_server(drip(PAGE, 0.05)) as server:
-        with pytest.raises(Unavailable, match="too slow") as error:
-            fetch_api(server.url, 10, settings)
+    too_slow = pytest.raises(Unavailable, match="too slow")
+    with scripted_server(drip(PAGE, 0.05)) as server, too_slow as error:
+        fetch_api(server.url, 10, settings)
     assert "1 attempt" in str(error.value)
 
 
@@ -53,9 +53,9 @@ def test_the_whole_fetch_has_a_deadline_retries_included(api_settings):
     settings = api_settings.model_copy(
         update={"http_page_deadline_s": 0.5, "http_fetch_deadline_s": 1.5, "http_retries": 50}
     )
-    with scripted_server(drip(PAGE, 0.05)) as server:
-        with pytest.raises(Unavailable, match="DPE_HTTP_FETCH_DEADLINE_S"):
-            fetch_api(server.url, 10, settings)
+    too_long = pytest.raises(Unavailable, match="DPE_HTTP_FETCH_DEADLINE_S")
+    with scripted_server(drip(PAGE, 0.05)) as server, too_long:
+        fetch_api(server.url, 10, settings)
     assert 1 < len(server.requests) < 50  # retried, but not 50 times
 
 
@@ -73,9 +73,9 @@ def big_page(declare_length: bool):
 @pytest.mark.parametrize("declare_length", [True, False])
 def test_a_page_over_the_size_cap_is_refused_before_parsing(api_settings, declare_length):
     settings = api_settings.model_copy(update={"http_max_page_mb": 1.0})
-    with scripted_server(big_page(declare_length)) as server:
-        with pytest.raises(InvalidInput, match=r"larger than 1 MB \(DPE_HTTP_MAX_PAGE_MB\)"):
-            fetch_api(server.url, 10, settings)
+    too_big = pytest.raises(InvalidInput, match=r"larger than 1 MB \(DPE_HTTP_MAX_PAGE_MB\)")
+    with scripted_server(big_page(declare_length)) as server, too_big:
+        fetch_api(server.url, 10, settings)
 
 
 def pages_pointing_to(next_of):
@@ -97,17 +97,18 @@ def test_a_next_cursor_loop_is_detected(api_settings):
     def next_of(server, path):  # page 1 leads back to the first page
         return f"{server.url}?page=1" if "page=1" not in path else f"{server.url}?size=100"
 
-    with scripted_server(pages_pointing_to(next_of)) as server:
-        with pytest.raises(InvalidInput, match="back to a page already fetched"):
-            fetch_api(server.url, 100, api_settings)
+    loop = pytest.raises(InvalidInput, match="back to a page already fetched")
+    with scripted_server(pages_pointing_to(next_of)) as server, loop:
+        fetch_api(server.url, 100, api_settings)
     assert len(server.requests) == 2
 
 
 def test_a_next_cursor_to_another_server_is_not_followed(api_settings):
+    refused = pytest.raises(InvalidInput, match="another server")
     with scripted_server(pages_pointing_to(lambda server, path: None)) as elsewhere:
-        with scripted_server(pages_pointing_to(lambda server, path: elsewhere.url)) as server:
-            with pytest.raises(InvalidInput, match="another server"):
-                fetch_api(server.url, 100, api_settings)
+        pointing = pages_pointing_to(lambda server, path: elsewhere.url)
+        with scripted_server(pointing) as server, refused:
+            fetch_api(server.url, 100, api_settings)
     assert elsewhere.requests == []
 
 
@@ -119,9 +120,8 @@ def test_deeply_nested_json_is_one_clear_error_in_ingest_and_cli(api_settings, t
         handler.end_headers()
         handler.wfile.write(nested.encode())
 
-    with scripted_server(respond) as server:
-        with pytest.raises(InvalidInput, match="nested too deeply"):
-            ingest(api_settings, server.url)
+    with scripted_server(respond) as server, pytest.raises(InvalidInput, match="too deeply"):
+        ingest(api_settings, server.url)
     page = tmp_path / "nested.json"
     page.write_text(nested)
     code, payload, stderr = run_cli("ingest", "--source", str(page), env=cli_env(api_settings))
