@@ -168,7 +168,7 @@ def validate(settings: Settings, state: PassState, progress: Progress = no_progr
     )
     if len(new) < settings.gate_min_rows:
         why = (
-            f"{len(new)} new or changed records since dataset {state.base_version}: the data "
+            f"{len(new)} new or changed records since the last pass that decided: the data "
             f"gate judges at least {settings.gate_min_rows} (DPE_GATE_MIN_ROWS); the next pass "
             "judges them with the records that come meanwhile"
         )

@@ -59,6 +59,8 @@ def run_pass(env: dict, source: str, **overrides: str) -> dict:
     return answer
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # several passes, each a CLI process training
 def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server):
     with page_server(increment(900, seed=1)) as api:
         first = run_pass(env, api.url, **BUILDING_ONLY)
@@ -146,6 +148,8 @@ def first_max_reception(answer: dict) -> str:
     return pd.to_datetime(frame["Date_réception_DPE"]).max().date().isoformat()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # several passes, each a CLI process training
 def test_a_file_source_adds_only_what_is_new(env, tmp_path, sample_csv):
     first = run_pass(env, str(sample_csv))
     assert first["decision"] == "first_champion", first["reasons"]

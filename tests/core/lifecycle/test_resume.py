@@ -4,6 +4,7 @@ moved, killed just after extract committed. Each rerun continues the unfinished 
 
 import json
 
+import pytest
 from mlflow import MlflowClient
 
 from core.config import Settings
@@ -22,6 +23,8 @@ def history(env: dict) -> list[dict]:
     return answer["runs"]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # several passes, each a CLI process training
 def test_a_stopped_pass_is_continued_and_its_increment_gated(tmp_path, mlflow_server):
     env = {
         "DPE_HOME": str(tmp_path / "home"),
