@@ -73,5 +73,5 @@ def mlflow_server(tmp_path_factory) -> str:
     url = f"http://127.0.0.1:{port}"
     command = mlflow_server_command(home, port)
     log_path = home / "server.log"
-    with running(command, f"{url}/health", log_path, env=MLFLOW_SERVER_ENV, timeout_s=400):
+    with running(command, f"{url}/health", log_path, env=MLFLOW_SERVER_ENV, timeout_s=90):
         yield url
