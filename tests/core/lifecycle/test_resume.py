@@ -76,5 +76,5 @@ def test_a_stopped_pass_is_continued_and_its_increment_gated(tmp_path, mlflow_se
     code, resumed, stderr = run_cli("pipeline", "--source", second, env=env)
     assert code == 0, stderr[-2000:]
     assert resumed["pass_id"] == 2 and resumed["decision"] in ("kept", "promoted")
-    assert resumed["added"] == 300 and resumed["challenger_run_id"] is not None
+    assert resumed["added"] == 900 and resumed["challenger_run_id"] is not None
     assert [(run["pass_id"], run["status"]) for run in history(env)] == [(2, "done"), (1, "done")]
