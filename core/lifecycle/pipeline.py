@@ -419,7 +419,10 @@ def run_step(
     try:
         state = STEP_FUNCTIONS[step](settings, state, reported)
     except Exception as error:
-        pipeline_log.save(settings, asdict(_failed(state, step, error)))
+        try:
+            pipeline_log.save(settings, asdict(_failed(state, step, error)))
+        except Exception:  # never hide why the step failed
+            log.exception("pass %s: its failure could not be recorded", state.pass_id)
         raise
     finished = step == STEPS[-1]
     state = replace(
