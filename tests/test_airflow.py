@@ -17,7 +17,7 @@ import pytest
 
 from core.config import Settings
 from core.lifecycle.pipeline_log import history
-from tests.support.servers import free_port, listening_addresses, processes_with_env, running
+from tests.support.servers import descendants, free_port, listening_addresses, running
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = ROOT / ".venv-airflow" / "bin" / "airflow"
@@ -65,7 +65,7 @@ def user_env(tmp_path: Path, **extra: str) -> dict:
 
 def run(airflow: Path, env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(airflow), *args], env=env, capture_output=True, text=True, timeout=280, check=False
+        [str(airflow), *args], env=env, capture_output=True, text=True, timeout=900, check=False
     )
 
 
@@ -86,6 +86,7 @@ def asset_events(tmp_path: Path) -> list[dict]:
         return [json.loads(extra) for (extra,) in db.execute("SELECT extra FROM asset_event")]
 
 
+@pytest.mark.timeout(1800)  # two whole passes through Airflow
 def test_dags_test_runs_a_pass_and_publishes_only_a_new_dataset(airflow, tmp_path, sample_csv):
     home = tmp_path / "home"
     env = airflow_env(
@@ -112,16 +113,17 @@ def test_dags_test_runs_a_pass_and_publishes_only_a_new_dataset(airflow, tmp_pat
     assert asset_events(tmp_path) == [{"dataset_version": last["dataset_version"]}]
 
 
+@pytest.mark.timeout(900)
 def test_make_airflow_starts_airflow_on_loopback_as_the_readme_says(airflow, tmp_path):
     port = free_port()
     airflow_home = tmp_path / "home" / "airflow"
     env = user_env(tmp_path, DPE_AIRFLOW_PORT=str(port), DPE_SOURCE=str(tmp_path / "not-there.csv"))
     health = f"http://127.0.0.1:{port}/api/v2/monitor/health"
-    with running(["make", "airflow"], health, tmp_path / "make.log", env, 240, cwd=ROOT):
+    with running(["make", "airflow"], health, tmp_path / "make.log", env, 240, cwd=ROOT) as make:
         components = wait_healthy(health)
         assert set(components) >= {"scheduler", "dag_processor", "triggerer"}
         assert "Airflow" in httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text
-        ours = processes_with_env("AIRFLOW_HOME", str(airflow_home))
+        ours = descendants(make.pid)
         listening = listening_addresses(ours)
         assert ("127.0.0.1", port) in listening
         # Nothing else: no log server on 0.0.0.0:8793/8794 (issue 23, item 7).
@@ -169,6 +171,7 @@ def wait_gone(pids: list[int], timeout_s: float = 30) -> list[int]:
     return alive
 
 
+@pytest.mark.timeout(900)
 def test_make_pipeline_fails_fast_on_a_source_that_does_not_resolve(airflow, tmp_path):
     """Offline: no retry 5 minutes apart (15 minutes before), the reason in plain words."""
     source = "https://data.ademe.invalid/data-fair/api/v1/datasets/dpe-v2-tertiaire-2/lines"

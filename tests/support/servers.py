@@ -102,17 +102,21 @@ def mlflow_server_command(
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
-def processes_with_env(name: str, value: str) -> list[int]:
-    """The processes whose environment sets `name=value` (those a test started, whatever
-    sessions they moved to)."""
-    wanted = f"{name}={value}".encode()
-    found = []
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs, whatever sessions they moved to (from the
+    parent ids in /proc; their environment may not say: setproctitle overwrites it)."""
+    children: dict[int, list[int]] = {}
     for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            if wanted in (proc / "environ").read_bytes().split(b"\0"):
-                found.append(int(proc.name))
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                # The command name, in parentheses, may hold spaces: the parent id follows it.
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(proc.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
     return found
 
 
