@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 # building and running the product's image: podman with runc, debootstrap for its base).
 APT_PACKAGES := chromium postgresql docker-compose podman runc debootstrap
 
-.PHONY: install lock system-deps test lint format run ingest bench clean
+.PHONY: install lock system-deps test lint format docs run ingest bench clean
 
 install: $(VENV)/.installed
 
@@ -72,16 +72,28 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# The suite runs on TEST_WORKERS pytest-xdist workers: most of its time is spent waiting on
+# servers it starts (MLflow, uvicorn, Streamlit, chromium), which overlaps well even on two
+# cores; tests/conftest.py keeps each module, and the directories that train, on one worker.
 # The image test (tests/test_image.py: a base from Debian packages, the image built with
-# podman, its containers run; ~10 min, mostly downloads and disk) runs in a second pytest
+# podman, its containers run; minutes, mostly downloads and disk) runs in a second pytest
 # beside the suite: the two overlap, so `make test` takes the longer of them, not their sum.
+TEST_WORKERS ?= 3
 test: install airflow-install checkov-install system-deps lint
 	@log=$$(mktemp); \
 	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py >$$log 2>&1 & image=$$!; \
-	$(PY) -m pytest --ignore=tests/test_image.py; suite=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 \
+		--ignore=tests/test_image.py; suite=$$?; \
 	wait $$image; images=$$?; \
 	echo "== tests/test_image.py, run beside the suite:"; cat $$log; rm -f $$log; \
 	test $$suite = 0 && test $$images = 0
+
+# The documentation site (mkdocs.yml, docs/) into site/: strict (a broken link or a docstring
+# mkdocstrings cannot read fails it) and offline (no plugin fetches, no web font, no CDN). The
+# reference pages are generated from the code (tooling/docs_site.py). `make test` builds it
+# too (tests/test_docs.py), with the network closed where the machine allows.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1,
 # dclint), the Kubernetes overlays (schemas), Terraform (fmt, names), checkov over all four.

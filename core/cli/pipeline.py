@@ -36,7 +36,7 @@ def add_cli(subparsers) -> None:
         "pipeline-step",
         help="one step of a pass (extract opens the unfinished pass, or a new one)",
     )
-    parser.add_argument("step", choices=pipeline.STEPS)
+    parser.add_argument("step", choices=pipeline.STEPS, help="the step to run")
     parser.add_argument(
         "--pass",
         dest="pass_id",

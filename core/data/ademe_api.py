@@ -1,9 +1,10 @@
 """The ADEME data-fair API client: records fetched page by page, following `next` cursors.
 
 429, 5xx and network failures are retried with exponential backoff (a server's Retry-After
-is honoured up to MAX_RETRY_AFTER_S); a host name that does not resolve, or no route to
-it, is not retried: the machine is offline, and the message says how to ingest a CSV
-export instead.
+is honoured up to MAX_RETRY_AFTER_S), then are `Unavailable` (a later try may work). A host
+name that does not resolve, or no route to it, is not retried: the machine is offline or
+the URL is wrong, and the message says to check the source or to ingest a CSV export
+instead. A name that does not resolve is `InvalidInput`: trying again will not help.
 
 What a misbehaving server cannot do: hold a fetch forever (a page gets
 `DPE_HTTP_PAGE_DEADLINE_S` in all, however slowly its bytes drip in, and the whole fetch
@@ -14,14 +15,13 @@ refused) or round in circles (a `next` cursor seen before is refused).
 
 import errno
 import logging
-import socket
 import time
 
 import httpx
 
 from core.config import Settings
 from core.data.sources import page_records, parse_json
-from core.errors import DpeError, InvalidInput, Unavailable
+from core.errors import DpeError, InvalidInput, Unavailable, unknown_host
 from core.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -42,21 +42,28 @@ def _retry_delay(response: httpx.Response | None, attempt: int, settings: Settin
     return settings.http_backoff_s * 2**attempt
 
 
-def _offline(error: BaseException, host: str) -> str | None:
-    """What makes a network failure one retrying cannot help (this machine is offline, or
-    the name is wrong), said for a user; None for a failure worth retrying."""
+def _offline(error: BaseException, host: str) -> DpeError | None:
+    """The error of a network failure retrying here cannot help, said for a user: a name
+    that does not resolve (check the source: InvalidInput), no route (this machine is
+    offline: Unavailable, a later run may work); None for a failure worth retrying."""
+    if unknown_host(error):
+        why = (
+            f"the server name {host} is unknown to this machine: check the source URL "
+            "(--source, DPE_SOURCE) and the network connection"
+        )
+        return InvalidInput(_offline_message(why))
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, socket.gaierror):
-            return f"the server name {host} is unknown to this machine (no network connection?)"
         if isinstance(cause, OSError) and cause.errno == errno.ENETUNREACH:
-            return "this machine has no network route to it (offline?)"
+            return Unavailable(
+                _offline_message("this machine has no network route to it (offline?)")
+            )
         cause = cause.__cause__ or cause.__context__
     return None
 
 
-def _offline_error(why: str) -> DpeError:
-    return InvalidInput(
+def _offline_message(why: str) -> str:
+    return (
         f"cannot reach the ADEME API: {why}. To work offline, ingest an ADEME CSV export "
         "instead: `DPE_SOURCE=path/to/export.csv make run`, or upload it on the Home page. "
         f"The export is downloaded from {ADEME_DATASET_PAGE}"
@@ -116,8 +123,8 @@ def _get_page(client: httpx.Client, url: str, settings: Settings, fetch_deadline
                     )
         except (httpx.TransportError, _TooSlow) as error:
             log.debug("ADEME API %s: %r", url, error)
-            if why := _offline(error, httpx.URL(url).host):
-                raise _offline_error(why) from error
+            if offline := _offline(error, httpx.URL(url).host):
+                raise offline from error
             problem = f"unreachable: {_network_problem(error)}"
         delay = _retry_delay(response, attempt, settings)
         if attempt + 1 < attempts and time.monotonic() + delay < fetch_deadline:

@@ -5,8 +5,9 @@ records whose cleaned content changed). Below `DPE_GATE_MIN_ROWS` records no sha
 judged (a share of three records says little): the pass waits for more. Then, over a limit,
 the increment is refused with its reasons:
 
-- quality shares: rejected by validation, unlabelled, placeholders, categories never seen;
-  a field that was filled and is empty in every new record, when that cannot be chance;
+- quality shares: rejected by validation (with the rows per rejection code), unlabelled,
+  placeholders, categories never seen; a field that was filled and is empty in every new
+  record, when that cannot be chance;
 - labels against the official scales: by regulation the label is the consumption's class on
   one of four scales (more than 99 % of real records agree with one): a share of labels that
   agree with none over `DPE_GATE_MAX_OFF_SCALE_SHARE`; records whose label changed while
@@ -110,6 +111,7 @@ def measure(settings: Settings, new: pd.DataFrame, before: pd.DataFrame) -> dict
     return {
         "rows": len(new),
         "rejected_share": float(new["reject_reason"].notna().mean()),
+        "rejected_by_code": rejected_by_code(new),
         "unlabelled_share": float((~new[LABEL].isin(LABELS)).mean()),
         "placeholder_share": float((new["surface_placeholder"] | new["conso_placeholder"]).mean()),
         "new_category_share": float(unseen.mean()),
@@ -117,6 +119,15 @@ def measure(settings: Settings, new: pd.DataFrame, before: pd.DataFrame) -> dict
         "relabelled_share": float(relabelled(new, before, judged).mean()),
         "missing_fields": emptied_fields(new, before),
     }
+
+
+def rejected_by_code(frame: pd.DataFrame) -> dict[str, int]:
+    """Rows per rejection code (a row counts once under each of its codes), most first;
+    empty for a snapshot from before codes."""
+    if "reject_code" not in frame:
+        return {}
+    codes = frame["reject_code"].dropna().str.split("|").map(set).explode()
+    return {str(code): int(n) for code, n in codes.value_counts().items()}
 
 
 LIMITS = {  # measure -> (what it counts, the setting of its limit)
@@ -142,6 +153,10 @@ def reasons(settings: Settings, measured: dict) -> list[str]:
         limit = getattr(settings, setting)
         if measured.get(key, 0) > limit:
             found.append(f"{measured[key]:.0%} {what} (limit {limit:.0%}, DPE_{setting.upper()})")
+    by_code = measured.get("rejected_by_code")
+    if by_code and measured.get("rejected_share", 0) > settings.gate_max_rejected_share:
+        # The first limit's reason: how many rows each code rejected.
+        found[0] += ": " + ", ".join(f"{code} {n}" for code, n in by_code.items())
     if measured.get("missing_fields"):
         found.append(f"fields empty in every new record: {', '.join(measured['missing_fields'])}")
     return found

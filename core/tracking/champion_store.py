@@ -2,13 +2,21 @@
 manifest says. Promotion writes through `publish`; the API, the workbench, the CLI and the
 drift report read through `read_manifest`/`current` and `download`.
 
-    models/dpe/champion/v<N>/...        the files of the MLflow model (MLmodel, model.pkl...)
+    models/dpe/champion/v<N>/...        the files of the MLflow model (MLmodel, model.skops...)
     models/dpe/champion/manifest.json   written LAST: the atomic switch to version N
 
 A reader reads the manifest first, then the files it lists (with their sha256), so during a
 promotion it sees either the previous champion or the new one, complete. Every path the
 manifest names stays inside the champion's folder, and a file is used only once its sha256
 matches. Imports neither pandas nor sklearn nor mlflow: the API's quick start reads it.
+
+What the checksums do not do: say a file can be trusted. Whoever writes the manifest
+computes them (promotion, sync, or anyone who can write to the store), so they catch a file
+changed or cut short after publication, never a hostile one published with its own digest.
+Trust comes from the format and from what is accepted: the model file is skops, loaded with
+this project's trusted types only and its trees checked (`core.tracking.model_format`), and
+promotion and sync take only this project's training runs (`core.tracking.registry`).
+`model_file` is `v<N>/model.skops`, or `v<N>/model.pkl` for a champion promoted before skops.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Any
 
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import RECORD_FIELDS
-from core.errors import DpeError
+from core.errors import Conflict, DpeError, NotFound
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -214,10 +222,10 @@ def current(store: Store) -> Manifest | None:
 
 
 def read_manifest(store: Store) -> Manifest:
-    """The champion's manifest; DpeError when there is none or it cannot be used."""
+    """The champion's manifest; NotFound when there is none, DpeError when it cannot be used."""
     manifest = current(store)
     if manifest is None:
-        raise DpeError(
+        raise NotFound(
             f"no champion model in {store.uri()}: train one and promote it "
             "(python -m core promote RUN_ID)"
         )
@@ -234,8 +242,9 @@ def download(store: Store, manifest: Manifest) -> dict[str, bytes]:
 
 
 def verify(store: Store, manifest: Manifest) -> None:
-    """DpeError when a published file is missing or no longer matches its sha256 (the
-    files are read and hashed, one at a time, not kept)."""
+    """Conflict when a published file is missing or no longer matches its sha256 (the
+    store contradicts its manifest; the files are read and hashed, one at a time, not
+    kept)."""
     manifest.check_paths()
     for relative, expected in manifest.files.items():
         _verified(store, relative, expected)
@@ -246,10 +255,10 @@ def _verified(store: Store, relative: str, expected: str) -> bytes:
     try:
         data = store.read_bytes(path)
     except FileNotFoundError:
-        raise DpeError(f"champion file {relative} is missing from the store") from None
+        raise Conflict(f"champion file {relative} is missing from the store") from None
     if hashlib.sha256(data).hexdigest() != expected:
         # Neither digest is shown: a message must not disclose hashes of stored files.
-        raise DpeError(
+        raise Conflict(
             f"champion file {relative} does not match its sha256 in the manifest: "
             "refusing to use it"
         )

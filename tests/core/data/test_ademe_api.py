@@ -125,7 +125,7 @@ def test_deeply_nested_json_is_one_clear_error_in_ingest_and_cli(api_settings, t
     page = tmp_path / "nested.json"
     page.write_text(nested)
     code, payload, stderr = run_cli("ingest", "--source", str(page), env=cli_env(api_settings))
-    assert (code, payload) == (2, None)
+    assert code == 2 and payload["error"]["code"] == "invalid_input"
     assert stderr.strip().splitlines() == [
         f"error: {page} is nested too deeply to be an ADEME API page"
     ]
