@@ -158,14 +158,16 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
 # --- Lifecycle on Airflow (dags/dpe_lifecycle.py) ----------------------------------------
 # Airflow's own environment: its FastAPI pin conflicts with ours. Its tasks run our code in
 # $(VENV). AIRFLOW_HOME lives under DPE_HOME; SQLite, no examples, 2 tasks at a time (2 cores).
+# Airflow's commands start one another by name: its venv's bin/ comes first on PATH.
 AIRFLOW_VENV ?= .venv-airflow
-AIRFLOW := $(AIRFLOW_VENV)/bin/airflow
 AIRFLOW_SETTINGS := from shlex import quote; from core.config import get_settings; s = get_settings(); \
 	print(f"DPE_HOME={quote(str(s.home.resolve()))} MLFLOW_TRACKING_URI={quote(s.tracking_uri)}" \
 	f" DPE_HOST={quote(s.host)} DPE_AIRFLOW_PORT={s.airflow_port}")
 AIRFLOW_ENV := export DPE_HOME MLFLOW_TRACKING_URI; \
-	export AIRFLOW_HOME="$$DPE_HOME/airflow" AIRFLOW__CORE__DAGS_FOLDER="$(abspath dags)" \
+	export PATH="$(abspath $(AIRFLOW_VENV))/bin:$$PATH" \
+	AIRFLOW_HOME="$$DPE_HOME/airflow" AIRFLOW__CORE__DAGS_FOLDER="$(abspath dags)" \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__PARALLELISM=2 \
+	AIRFLOW__CORE__EXECUTOR=LocalExecutor AIRFLOW__API__WORKERS=1 \
 	AIRFLOW__API__HOST="$$DPE_HOST" AIRFLOW__API__PORT="$$DPE_AIRFLOW_PORT" \
 	AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://$$DPE_HOST:$$DPE_AIRFLOW_PORT/execution/" \
 	DPE_PROJECT_PYTHON="$(abspath $(PY))"
@@ -179,16 +181,26 @@ $(AIRFLOW_VENV)/.installed: requirements-airflow.txt $(VENV)/.installed
 	touch $@
 
 # The Airflow UI on loopback; every local user is admin (it listens on 127.0.0.1 only).
+# Not `airflow standalone`: its scheduler and triggerer serve logs on 0.0.0.0 (8793, 8794).
+# honcho runs Procfile.airflow's four processes (no log server: the UI reads the log files
+# in AIRFLOW_HOME) and stops them all on Ctrl-C.
 airflow: install airflow-install
 	@settings="$$($(PY) -c '$(AIRFLOW_SETTINGS)')" || exit 1; eval "$$settings"; $(AIRFLOW_ENV); \
 	export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True; \
-	echo "make airflow: Airflow UI on http://$$DPE_HOST:$$DPE_AIRFLOW_PORT (DAG dpe_lifecycle)"; \
-	$(AIRFLOW) standalone
+	echo "make airflow: preparing Airflow's database in $$AIRFLOW_HOME"; \
+	airflow db migrate >/dev/null || exit 1; \
+	echo "make airflow: Airflow UI on http://$$DPE_HOST:$$DPE_AIRFLOW_PORT (DAG dpe_lifecycle, daily; Ctrl-C stops it)"; \
+	$(VENV)/bin/honcho -f Procfile.airflow start --env /dev/null || [ $$? = 130 ]
 
-# One lifecycle pass through Airflow (no scheduler needed): `airflow dags test`.
+# One lifecycle pass through Airflow (no scheduler needed): `airflow dags test`, then the
+# pass's decision (or why it failed) in plain words. The source: DPE_PIPELINE_SOURCE, else
+# DPE_SOURCE (the ADEME API by default). No retries: a failed pass is continued by the next.
 pipeline: install airflow-install
 	@settings="$$($(PY) -c '$(AIRFLOW_SETTINGS)')" || exit 1; eval "$$settings"; $(AIRFLOW_ENV); \
-	$(AIRFLOW) db migrate >/dev/null && $(AIRFLOW) dags test dpe_lifecycle
+	airflow db migrate >/dev/null || exit 1; \
+	DPE_AIRFLOW_RETRIES=0 airflow dags test dpe_lifecycle; status=$$?; \
+	echo "make pipeline: the pass, as recorded:"; \
+	$(PY) -m core pipeline --last; exit $$status
 
 clean:
 	rm -rf $(VENV) $(AIRFLOW_VENV) $(CHECKOV_VENV) var

@@ -68,6 +68,25 @@ class Settings(BaseSettings):
         description="First wait before a retry (seconds), doubled each time; a `Retry-After` "
         "is honoured.",
     )
+    http_page_deadline_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one ADEME API page may take in all, however slowly its bytes "
+        "come (DPE_HTTP_TIMEOUT_S is per read: a drip of bytes never reaches it); a page "
+        "past it is retried like a timeout.",
+    )
+    http_fetch_deadline_s: float = Field(
+        default=1800.0,
+        gt=0,
+        description="Seconds a whole ADEME API fetch (every page, retries and their waits "
+        "included) may take; past it the fetch fails as unavailable (retryable).",
+    )
+    http_max_page_mb: float = Field(
+        default=20.0,
+        gt=0,
+        description="Largest ADEME API page read, in MB (a real page of 1,000 records is "
+        "about 2.3 MB); a larger one is refused before it is parsed.",
+    )
 
     # Object store (datasets and the champion model)
     model_store_uri: str | None = Field(
@@ -288,11 +307,40 @@ class Settings(BaseSettings):
         "(100 m², 0.1 kWhEP/m²/an).",
     )
     gate_max_new_category_share: float = Field(
-        default=0.1,
+        default=0.3,
         ge=0,
         le=1,
-        description="Largest share of an increment's records that may hold a category the "
-        "data never showed.",
+        description="Largest share of an increment's records holding a category never seen "
+        "before (categories are an open vocabulary: 12 to 20 % of the newest real records hold "
+        "one against the older half of the sample; a broken encoding gives all of them).",
+    )
+    gate_min_rows: int = Field(
+        default=50,
+        ge=1,
+        description="Records an increment needs before the data gate judges its shares; a "
+        "smaller one waits (decision `waiting`) and the next pass judges it with what came "
+        "since.",
+    )
+    gate_max_off_scale_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Largest share of an increment's labelled records whose label is the "
+        "consumption's class on none of the four official scales (under 0.2 % in real data).",
+    )
+    gate_max_relabelled_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="Largest share of an increment's records whose label changed while their "
+        "consumption did not (the label is a function of the consumption).",
+    )
+    gate_max_rules_drop: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="How far (in DPE_GATE_METRIC) the rule baseline's score on a pass's window "
+        "may fall below the lowest of its back-test windows on the data before the increment.",
     )
 
     @property

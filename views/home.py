@@ -92,7 +92,8 @@ last_pass = pipeline_log.history(settings, limit=1)
 if last_pass:
     st.caption(
         f":material/autorenew: Last lifecycle pass {when(last_pass[0]['started'])} UTC: "
-        f"**{last_pass[0]['decision']}** on dataset `{short(last_pass[0]['dataset_version'])}`"
+        f"**{last_pass[0]['decision'] or last_pass[0].get('status')}** on dataset "
+        f"`{short(last_pass[0]['dataset_version'])}`"
     )
     frame.page_link("pipeline", "Lifecycle passes")
 

@@ -1,49 +1,89 @@
-"""`pipeline` (one lifecycle pass, or --history) and `pipeline-step` (one step, for Airflow)."""
+"""`pipeline` (one lifecycle pass; --history, --last, --accept) and `pipeline-step` (one
+step of a pass, what each Airflow task runs)."""
 
-import json
+import getpass
 
 from core.config import Settings
-from core.errors import DpeError
+from core.data import quarantine
+from core.errors import NotFound
 from core.lifecycle import pipeline, pipeline_log
 
 
 def add_cli(subparsers) -> None:
     parser = subparsers.add_parser(
-        "pipeline", help="one lifecycle pass: extract, validate, train, evaluate, gate, monitor"
+        "pipeline",
+        help="one lifecycle pass: extract, validate, train, evaluate, gate, monitor "
+        "(an unfinished pass is continued first)",
     )
     parser.add_argument(
         "--source", help="API URL or file (default: DPE_PIPELINE_SOURCE, DPE_SOURCE)"
     )
-    parser.add_argument("--history", action="store_true", help="list past passes, newest first")
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--history", action="store_true", help="list past passes, newest first")
+    shown.add_argument("--last", action="store_true", help="the newest pass and its decision")
+    shown.add_argument(
+        "--accept",
+        type=int,
+        metavar="PASS_ID",
+        help="release the records pass PASS_ID refused (quarantined) to training",
+    )
+    parser.add_argument(
+        "--by", help="with --accept: who accepts (recorded; default: your user name)"
+    )
     parser.set_defaults(run=_pipeline_command)
 
     parser = subparsers.add_parser(
-        "pipeline-step", help="one step of a pass, on the state the step before printed"
+        "pipeline-step",
+        help="one step of a pass (extract opens the unfinished pass, or a new one)",
     )
     parser.add_argument("step", choices=pipeline.STEPS, help="the step to run")
     parser.add_argument(
-        "--input", default="{}", help="the JSON state the step before printed ({} to start)"
+        "--pass",
+        dest="pass_id",
+        type=int,
+        help="the pass (default: the unfinished one; extract starts one if there is none)",
     )
-    parser.add_argument("--source", help="for extract with no state: the source to read")
+    parser.add_argument("--source", help="for extract: the source to read")
     parser.set_defaults(run=_step_command)
 
 
 def _pipeline_command(args, settings: Settings) -> dict:
     if args.history:
         return {"runs": pipeline_log.history(settings)}
+    if args.last:
+        last = pipeline_log.history(settings, limit=1)
+        if not last:
+            raise NotFound("no lifecycle pass yet: `python -m core pipeline` runs one")
+        return _summary(last[0])
+    if args.accept is not None:
+        return quarantine.accept(settings, args.accept, args.by or getpass.getuser())
     return pipeline.run_pass(settings, args.source).answer()
 
 
+def _summary(found: dict) -> dict:
+    """What `make pipeline` prints at the end: one sentence, then the pass's facts."""
+    error = found.get("error")
+    if found.get("status") == "failed" and error:
+        retry = "trying again later may work" if error.get("retryable") else "not retryable"
+        said = f"failed at step {error['step']}: {error['message']} ({retry})"
+    elif found.get("status") == "running":
+        said = "unfinished (stopped, or still running): the next run continues it"
+    else:
+        reasons = found.get("reasons") or []
+        said = f"decided {found.get('decision')}" + (": " + "; ".join(reasons) if reasons else "")
+    keys = ("pass_id", "status", "decision", "dataset_version", "added", "updated", "rejected")
+    return {
+        "summary": f"pass {found.get('pass_id')} {said}",
+        **{key: found.get(key) for key in keys},
+        "reasons": found.get("reasons") or [],
+        "error": error,
+    }
+
+
 def _step_command(args, settings: Settings) -> dict:
-    try:
-        data = json.loads(args.input)
-    except json.JSONDecodeError as error:
-        raise DpeError(f"--input is not JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise DpeError("--input must be a JSON object (the state a step printed)")
-    state = (
-        pipeline.PassState.from_dict(data)
-        if "started" in data
-        else pipeline.start(settings, args.source or data.get("source"))
-    )
-    return pipeline.run_step(settings, args.step, state).answer()
+    with pipeline_log.one_pass_at_a_time(settings):
+        if args.step == pipeline.STEPS[0] and args.pass_id is None:
+            state = pipeline.open_pass(settings, args.source)
+        else:
+            state = pipeline.recorded_pass(settings, args.pass_id)
+        return pipeline.run_step(settings, args.step, state).answer()

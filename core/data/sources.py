@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.errors import DpeError
+from core.errors import DpeError, InvalidInput
 
 SNIFF_BYTES = 64 * 1024
 
@@ -71,6 +71,8 @@ def parse_json(text: str, where: str):
         return json.loads(text, parse_float=str, parse_int=str)
     except json.JSONDecodeError as error:
         raise DpeError(f"{where} is not valid JSON (truncated?): {error}") from error
+    except RecursionError as error:  # thousands of nested [ or {: no ADEME page is
+        raise InvalidInput(f"{where} is nested too deeply to be an ADEME API page") from error
 
 
 def page_records(page, where: str) -> list[dict]:

@@ -39,6 +39,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 BLANKS = " \t\r\n\f\v"  # what is trimmed off text, in records and in bulk alike
+# Dates that cannot be later than the day a record is ingested (its validity end can), and
+# the days of slack for clocks and time zones. A far-future reception date would otherwise
+# stall the lifecycle's watermark (issue 24, item 5).
+PAST_DATES = ("Date_réception_DPE", "Date_établissement_DPE", "Date_visite_diagnostiqueur")
+FUTURE_TOLERANCE_DAYS = 2
 LABEL_FIELD = OFFICIAL_TO_SNAKE[LABEL_COLUMN]
 
 # Why a record cannot be predicted (nor, once ingested, trained on): each problem's `code`.
@@ -53,6 +58,8 @@ ERROR_CODES = {
     "not_a_label": f"an {LABEL_COLUMN} other than A–G (in a file or at ingest)",
     "no_known_field": "a record none of whose keys is a field the model knows",
     "too_many_keys": "a JSON record with more keys than DPE_MAX_RECORD_KEYS (its keys unread)",
+    "in_the_future": "a DPE's reception, establishment or visit date later than the day it "
+    f"is ingested + {FUTURE_TOLERANCE_DAYS} days (at ingest)",
 }
 # Problems joined into one text: messages by MESSAGE_SEPARATOR, codes by CODE_SEPARATOR.
 MESSAGE_SEPARATOR, CODE_SEPARATOR = "; ", "|"
@@ -316,6 +323,15 @@ def _problem_sql(name: str) -> tuple[str, str]:
     return f"CASE {reason} END", f"CASE {code} END"
 
 
+def _future_problem_sql(official: str) -> tuple[str, str]:
+    """Why a date is rejected and its code: later than today (DuckDB's `current_date`) +
+    the tolerance."""
+    date = OFFICIAL_TO_SNAKE[official]
+    late = f"{date} > current_date + {FUTURE_TOLERANCE_DAYS}"
+    message = f"{_literal(official + '=')} || strftime({date}, '%Y-%m-%d') || ' is in the future'"
+    return f"CASE WHEN {late} THEN {message} END", f"CASE WHEN {late} THEN 'in_the_future' END"
+
+
 def _label_problem_sql() -> tuple[str, str]:
     wrong = f"{LABEL_FIELD} NOT IN ({', '.join(_literal(x) for x in LABELS)})"
     message = f"{_literal(LABEL_COLUMN + '=')} || '''' || {LABEL_FIELD} || ''' is not a class A–G'"
@@ -325,6 +341,8 @@ def _label_problem_sql() -> tuple[str, str]:
 # The fields `clean()` checks, in the order their problems are joined.
 CHECKED_FIELDS = tuple(name for name, spec in RECORD_FIELDS.items() if spec.kind != "category")
 REJECT_FIELDS = (LABEL_FIELD, *CHECKED_FIELDS)
+# Checked at ingest only (a prediction's record has no dates).
+DATE_FIELDS = tuple(OFFICIAL_TO_SNAKE[official] for official in PAST_DATES)
 
 
 def clean_sql(table: str, by_field: bool = False) -> str:
@@ -350,14 +368,15 @@ def clean_sql(table: str, by_field: bool = False) -> str:
     ]
     problems = {LABEL_FIELD: _label_problem_sql()}
     problems.update({name: _problem_sql(name) for name in CHECKED_FIELDS})
+    problems.update({OFFICIAL_TO_SNAKE[o]: _future_problem_sql(o) for o in PAST_DATES})
     for name, (reason, code) in problems.items():
         final += [f"{reason} AS _reason_{name}", f"{code} AS _code_{name}"]
     final += [
         f"coalesce(surface_utile = {SURFACE_PLACEHOLDER}, false) AS surface_placeholder",
         f"coalesce(conso_kwhep_m2_an = {CONSO_PLACEHOLDER}, false) AS conso_placeholder",
     ]
-    reasons = ", ".join(f"_reason_{name}" for name in REJECT_FIELDS)
-    codes = ", ".join(f"_code_{name}" for name in REJECT_FIELDS)
+    reasons = ", ".join(f"_reason_{name}" for name in (*REJECT_FIELDS, *DATE_FIELDS))
+    codes = ", ".join(f"_code_{name}" for name in (*REJECT_FIELDS, *DATE_FIELDS))
     joined = [
         *(snake for _, snake, _ in COLUMNS),
         f"NULLIF(concat_ws({_literal(MESSAGE_SEPARATOR)}, {reasons}), '') AS reject_reason",

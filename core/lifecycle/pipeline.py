@@ -1,32 +1,40 @@
 """The lifecycle pass: new ADEME records to a gated champion, one step function per step.
 
 extract -> validate -> train -> evaluate -> gate_and_promote -> monitor. Each step takes the
-settings and the `PassState` the step before returned and returns it completed; the CLI runs
-them in a row, the Airflow DAG one task each (`pipeline-step STEP`, the state as JSON). After
-a final decision (`no_new_data`, `refused_data`) a step passes the state on unchanged;
-`monitor` records every pass (`core.lifecycle.pipeline_log`).
+settings and the `PassState` the step before returned and returns it completed. After a
+final decision (`no_new_data`, `waiting`, `refused_data`) the steps up to `monitor` pass
+the state on unchanged; `monitor` records the decision (an MLflow run).
+
+A pass is resumable: its state is saved after every step (`core.lifecycle.pipeline_log`),
+and a run finding an unfinished pass (killed, or failed: MLflow down, a timeout) continues
+it from the step that did not complete, rather than starting a new one: an extracted
+increment is always gated, and a promotion always recorded. The CLI runs the steps in a row
+(`run_pass`), the Airflow DAG one task each (`run_step`, `pipeline-step STEP`).
+
+To add a step: a function `(settings, state, progress) -> state` that returns the state
+unchanged once `state.decision` is set, its place in `STEP_FUNCTIONS`, the fields it fills
+in `PassState`, and its task in dags/dpe_lifecycle.py.
 """
 
 import logging
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pandas as pd
 
 from core.config import Settings
-from core.data import ingest, sources, warehouse
+from core.data import ingest, quarantine, sources, warehouse
 from core.data.feature_sets import FEATURE_SETS, feature_set
-from core.data.schema import LABELS, RECORD_FIELDS
-from core.errors import DpeError
-from core.lifecycle import pipeline_log
+from core.errors import DpeError, NotFound
+from core.lifecycle import data_gate, pipeline_log
 from core.modeling import evaluate
 from core.modeling.models import DEFAULT_MODELS, build_pipeline
 from core.progress import Progress, logged, no_progress
 
 log = logging.getLogger(__name__)
 
-STEPS = ("extract", "validate", "train", "evaluate", "gate_and_promote", "monitor")
 RECEPTION = "Date_réception_DPE"  # the API field the watermark filters and sorts on
 SEED = 42
 
@@ -37,12 +45,18 @@ class PassState:
 
     started: str
     source: str
+    pass_id: int | None = None
+    status: str = "running"  # running | failed | done
+    steps_done: list[str] = field(default_factory=list)
+    error: dict | None = None  # the failed step's {"step", "code", "message", "retryable"}
     decision: str | None = None
     dataset_version: str | None = None
-    previous_version: str | None = None
+    previous_version: str | None = None  # the current version when the pass started
+    base_version: str | None = None  # the increment is what the dataset holds beyond it
     added: int = 0
     updated: int = 0
     rejected: int = 0
+    quarantined: int = 0
     watermark: str | None = None
     quality: dict = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
@@ -58,6 +72,7 @@ class PassState:
     champion_after: dict | None = None
     drift: dict = field(default_factory=lambda: {"flagged": []})
     run_id: str | None = None  # the MLflow run recording the decision
+    experiments: dict | None = None  # MLflow experiment ids of the pass and the challenger
 
     @classmethod
     def from_dict(cls, data: dict) -> "PassState":
@@ -65,14 +80,26 @@ class PassState:
         return cls(**known)
 
     def answer(self) -> dict:
-        """The pass as `pipeline --json` prints it (the issue's keys first)."""
+        """The pass as `pipeline --json` prints it."""
         return asdict(self)
 
 
 def start(settings: Settings, source: str | None = None) -> PassState:
+    """A new pass (not yet recorded). Its increment is measured against the dataset version
+    the last finished pass decided on (a `waiting` pass's base: its increment accumulates);
+    the first pass judges the whole dataset."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
+    last = pipeline_log.last_done(settings)
+    base = None
+    if last is not None:
+        base = (
+            last.get("base_version") if last["decision"] == "waiting" else last["dataset_version"]
+        )
     return PassState(
-        started=started, source=str(source or settings.pipeline_source or settings.source)
+        started=started,
+        source=str(source or settings.pipeline_source or settings.source),
+        previous_version=warehouse.current_version(settings),
+        base_version=base,
     )
 
 
@@ -80,18 +107,22 @@ def start(settings: Settings, source: str | None = None) -> PassState:
 
 
 def watermark(settings: Settings) -> str | None:
-    """The newest reception date of the records already ingested (None before any)."""
+    """The newest reception date of the records already ingested, never later than today
+    (None before any): a record dated in the future must not stall the next fetches."""
     if warehouse.current_version(settings) is None:
         return None
     with warehouse.connect(settings) as con:
-        [(newest,)] = con.execute("SELECT max(date_reception_dpe) FROM dpe").fetchall()
+        [(newest,)] = con.execute(
+            "SELECT max(date_reception_dpe) FILTER (WHERE date_reception_dpe <= current_date) "
+            "FROM dpe"
+        ).fetchall()
     return None if newest is None else pd.Timestamp(newest).date().isoformat()
 
 
 def incremental_url(url: str, since: str | None) -> str:
     """The API URL asking for records received on or after `since`, oldest first (data-fair
     filters `<field>_gte` and `sort`; the day of the watermark is asked again: ingest keeps
-    the records it already has unchanged)."""
+    the records it already has unchanged, and a fetch never stops inside a day)."""
     params = {"sort": RECEPTION}
     if since:
         params[f"{RECEPTION}_gte"] = since
@@ -100,28 +131,22 @@ def incremental_url(url: str, since: str | None) -> str:
 
 def extract(settings: Settings, state: PassState, progress: Progress = no_progress) -> PassState:
     """Ingest what is new: from the API, records received since the watermark; from a file,
-    the records new or changed since the current version. Nothing new: `no_new_data`."""
-    previous = warehouse.current_version(settings)
+    the records new or changed since the current version. Nothing beyond the base version
+    (the increment is measured from the dataset, so an extract run again after a kill
+    finds what the first one committed): `no_new_data`."""
     source, mark = state.source, None
     if sources.source_kind(source) == "api":
         mark = watermark(settings)
-        source = incremental_url(source, mark)
-    elif previous is not None:
+        ingest.ingest(settings, incremental_url(source, mark), progress=progress)
+    elif warehouse.current_version(settings) is None:
+        ingest.ingest(settings, source, progress=progress)
+    else:
         changes = ingest.preview(settings, source)
-        if changes["added"] + changes["updated"] == 0:
-            return replace(
-                state, decision="no_new_data", dataset_version=previous, previous_version=previous
-            )
-    result = ingest.ingest(settings, source, progress=progress)
-    state = replace(
-        state,
-        dataset_version=result["dataset_version"],
-        previous_version=previous,
-        added=result["added"],
-        updated=result["updated"],
-        watermark=mark,
-    )
-    if result["added"] + result["updated"] == 0:
+        if changes["added"] + changes["updated"]:
+            ingest.ingest(settings, source, progress=progress)
+    version = warehouse.current_version(settings)
+    state = replace(state, dataset_version=version, watermark=mark)
+    if version == state.base_version:
         return replace(state, decision="no_new_data")
     return state
 
@@ -129,90 +154,38 @@ def extract(settings: Settings, state: PassState, progress: Progress = no_progre
 # --- 2. validate --------------------------------------------------------------------------
 
 
-def increment(settings: Settings, state: PassState) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The records this pass added or changed, and the ones there were before it."""
-    _, frame = warehouse.load_dataset(settings, state.dataset_version)
-    if state.previous_version is None:
-        return frame, frame.iloc[0:0]
-    _, before = warehouse.load_dataset(settings, state.previous_version)
-    merged = frame.merge(before, how="left", indicator=True)
-    return frame[(merged["_merge"] == "left_only").to_numpy()].reset_index(drop=True), before
-
-
-def quality(new: pd.DataFrame, before: pd.DataFrame) -> dict:
-    """Shares of the increment's rows: rejected (and the rejected rows per code), unlabelled,
-    holding a placeholder, holding a category never seen before; and the record fields it
-    leaves empty that were filled."""
-    rows = len(new)
-    if rows == 0:
-        return {"rows": 0}
-    unseen = pd.Series(False, index=new.index)
-    if len(before):
-        for name, spec in RECORD_FIELDS.items():
-            if spec.kind == "category":
-                known = set(before[name].dropna())
-                unseen |= new[name].notna() & ~new[name].isin(known)
-    emptied = [
-        name
-        for name in RECORD_FIELDS
-        if len(before) and new[name].isna().all() and before[name].notna().any()
-    ]
-    return {
-        "rows": rows,
-        "rejected_share": float(new["reject_reason"].notna().mean()),
-        "rejected_by_code": rejected_by_code(new),
-        "unlabelled_share": float((~new["etiquette_dpe"].isin(LABELS)).mean()),
-        "placeholder_share": float((new["surface_placeholder"] | new["conso_placeholder"]).mean()),
-        "new_category_share": float(unseen.mean()),
-        "missing_fields": emptied,
-    }
-
-
-def rejected_by_code(frame: pd.DataFrame) -> dict[str, int]:
-    """Rows per rejection code (a row counts once under each of its codes), most first;
-    empty for a snapshot from before codes."""
-    if "reject_code" not in frame:
-        return {}
-    codes = frame["reject_code"].dropna().str.split("|").map(set).explode()
-    return {str(code): int(n) for code, n in codes.value_counts().items()}
-
-
-def quality_reasons(settings: Settings, measured: dict) -> list[str]:
-    """Why the increment is refused (empty when it passes the data gate)."""
-    limits = {
-        "rejected_share": ("records rejected by validation", settings.gate_max_rejected_share),
-        "unlabelled_share": ("records without a label A-G", settings.gate_max_unlabelled_share),
-        "placeholder_share": ("records holding a placeholder", settings.gate_max_placeholder_share),
-        "new_category_share": (
-            "records with a category never seen",
-            settings.gate_max_new_category_share,
-        ),
-    }
-    reasons = [
-        f"{measured[key]:.0%} {what} (limit {limit:.0%})"
-        for key, (what, limit) in limits.items()
-        if measured.get(key, 0) > limit
-    ]
-    by_code = measured.get("rejected_by_code")
-    if by_code and measured.get("rejected_share", 0) > settings.gate_max_rejected_share:
-        # The first limit's reason: how many rows each code rejected.
-        reasons[0] += ": " + ", ".join(f"{code} {n}" for code, n in by_code.items())
-    if measured.get("missing_fields"):
-        reasons.append(f"fields empty in every new record: {', '.join(measured['missing_fields'])}")
-    return reasons
-
-
 def validate(settings: Settings, state: PassState, progress: Progress = no_progress) -> PassState:
-    """The data gate on the increment: over a limit, `refused_data` with its reasons."""
+    """The data gate (`core.lifecycle.data_gate`) on the increment: too small, `waiting`;
+    over a limit, `refused_data` with its reasons, the increment quarantined."""
     if state.decision:
         return state
     progress(0.0, "measuring the increment")
-    new, before = increment(settings, state)
-    measured = quality(new, before)
-    rejected = int(new["reject_reason"].notna().sum())
-    reasons = quality_reasons(settings, measured)
-    decision = "refused_data" if reasons else None
-    return replace(state, quality=measured, rejected=rejected, reasons=reasons, decision=decision)
+    version = _needed(state.dataset_version, "validate", "extract")
+    new, before, frame = data_gate.increment(settings, version, state.base_version)
+    found = data_gate.counts(new, before)
+    state = replace(
+        state, added=found["added"], updated=found["updated"], rejected=found["rejected"]
+    )
+    if len(new) < settings.gate_min_rows:
+        why = (
+            f"{len(new)} new or changed records since the last pass that decided: the data "
+            f"gate judges at least {settings.gate_min_rows} (DPE_GATE_MIN_ROWS); the next pass "
+            "judges them with the records that come meanwhile"
+        )
+        return replace(state, quality={"rows": len(new)}, decision="waiting", reasons=[why])
+    measured = data_gate.measure(settings, new, before)
+    reasons = data_gate.reasons(settings, measured)
+    if len(before):
+        progress(0.5, "the rule baseline on the window against its back-test")
+        rules = data_gate.rules_drop(settings, frame, before)
+        measured["rules_baseline"] = rules
+        reasons += data_gate.rules_reason(settings, rules)
+    state = replace(state, quality=measured, reasons=reasons)
+    if not reasons:
+        return state
+    pass_id = _needed(state.pass_id, "validate", "start")
+    held = quarantine.hold(settings, pass_id, new, reasons, state.base_version)
+    return replace(state, decision="refused_data", quarantined=held)
 
 
 # --- 3. train -----------------------------------------------------------------------------
@@ -220,7 +193,8 @@ def validate(settings: Settings, state: PassState, progress: Progress = no_progr
 
 def train(settings: Settings, state: PassState, progress: Progress = no_progress) -> PassState:
     """A challenger trained on everything older than the evaluation window (the newest
-    `pipeline_window_share` of the labelled records), scored on the window."""
+    `pipeline_window_share` of the labelled records, quarantined ones left out), scored on
+    the window."""
     if state.decision:
         return state
     from core.modeling import train as training  # MLflow and sklearn: only for passes that train
@@ -263,6 +237,7 @@ def window_rows(settings: Settings, state: PassState, features: str):
     from core.modeling.train import held_out
 
     _, frame = warehouse.load_dataset(settings, state.dataset_version)
+    frame = quarantine.for_training(settings, frame)
     return held_out(frame, features, "time", settings.pipeline_window_share, SEED)
 
 
@@ -332,7 +307,9 @@ def gate(
 def gate_and_promote(
     settings: Settings, state: PassState, progress: Progress = no_progress
 ) -> PassState:
-    """Decide on the scores; promote the challenger on `first_champion` or `promoted`."""
+    """Decide on the scores; promote the challenger on `first_champion` or `promoted`
+    (run again after a kill, the same scores give the same decision, and promoting the
+    same run again reuses its registry version)."""
     if state.decision:
         return state
     from core.tracking import registry
@@ -357,14 +334,15 @@ def gate_and_promote(
 
 
 def monitor(settings: Settings, state: PassState, progress: Progress = no_progress) -> PassState:
-    """The drift of the increment against the champion's training data; then the pass is
-    recorded (an MLflow run and a `pipeline_runs` row, the drift report with them)."""
+    """The drift of the increment against the champion's training data; then the decision
+    is recorded as an MLflow run (the drift report with it)."""
     from core.monitoring.drift import drift_report
     from core.storage import Store
     from core.tracking import champion_store
 
     report = None
-    if state.decision != "no_new_data" and champion_store.current(Store(settings)) is not None:
+    quiet = ("no_new_data", "waiting")
+    if state.decision not in quiet and champion_store.current(Store(settings)) is not None:
         progress(0.0, "drift of the increment")
         report = drift_report(settings, dataset_version=state.dataset_version)
     drift = {
@@ -372,13 +350,14 @@ def monitor(settings: Settings, state: PassState, progress: Progress = no_progre
         "verdict": report["verdict"] if report else None,
     }
     state = replace(state, drift=drift)
-    return replace(state, run_id=pipeline_log.record(settings, state.answer(), report))
+    run_id, experiments = pipeline_log.log_decision(settings, state.answer(), report)
+    return replace(state, run_id=run_id, experiments=experiments)
 
 
-def _needed(value: str | None, step: str, before: str) -> str:
+def _needed(value: Any, step: str, before: str) -> Any:
     """A value an earlier step set; a step run out of order says which one it needs."""
     if value is None:
-        raise DpeError(f"pipeline step {step} needs the state the {before} step printed")
+        raise DpeError(f"pipeline step {step} needs the state the {before} step recorded")
     return value
 
 
@@ -390,28 +369,95 @@ STEP_FUNCTIONS = {
     "gate_and_promote": gate_and_promote,
     "monitor": monitor,
 }
+STEPS = tuple(STEP_FUNCTIONS)
+
+
+# --- Running passes, resumably ------------------------------------------------------------
+
+
+def open_pass(settings: Settings, source: str | None = None) -> PassState:
+    """The unfinished pass, to continue (a `source` given replaces its own while its
+    extract has not completed); else a new pass, recorded. Hold the pass lock."""
+    found = pipeline_log.unfinished(settings)
+    if found is None:
+        state = start(settings, source)
+        return replace(state, pass_id=pipeline_log.begin(settings, state.answer()))
+    state = PassState.from_dict(found)
+    if source and "extract" not in state.steps_done:
+        state = replace(state, source=str(source))
+    done = state.steps_done[-1] if state.steps_done else "its start"
+    log.info("continuing pass %s (%s after %s)", state.pass_id, state.status, done)
+    return replace(state, status="running", error=None)
+
+
+def recorded_pass(settings: Settings, pass_id: int | None) -> PassState:
+    """Pass `pass_id`, or the unfinished one when None."""
+    found = (
+        pipeline_log.unfinished(settings)
+        if pass_id is None
+        else pipeline_log.get(settings, pass_id)
+    )
+    if found is None:
+        raise NotFound(f"no pass {pass_id}" if pass_id is not None else "no unfinished pass")
+    return PassState.from_dict(found)
 
 
 def run_step(
     settings: Settings, step: str, state: PassState, progress: Progress | None = None
 ) -> PassState:
+    """Run `step` on a recorded pass unless it already ran; record the state after it, or
+    the failure (then raised again)."""
     if step not in STEP_FUNCTIONS:
         raise DpeError(f"unknown pipeline step {step!r}: one of {', '.join(STEP_FUNCTIONS)}")
+    if step in state.steps_done:
+        return state
+    position = STEPS.index(step)
+    if position and STEPS[position - 1] not in state.steps_done:
+        raise DpeError(f"pass {state.pass_id} has not completed step {STEPS[position - 1]}")
     # core.modeling.train logs its own progress: logged again here, each line would show twice.
     reported = progress or no_progress if step == "train" else logged(step, progress, log)
-    return STEP_FUNCTIONS[step](settings, state, reported)
+    try:
+        state = STEP_FUNCTIONS[step](settings, state, reported)
+    except Exception as error:
+        try:
+            pipeline_log.save(settings, asdict(_failed(state, step, error)))
+        except Exception:  # never hide why the step failed
+            log.exception("pass %s: its failure could not be recorded", state.pass_id)
+        raise
+    finished = step == STEPS[-1]
+    state = replace(
+        state,
+        steps_done=[*state.steps_done, step],
+        status="done" if finished else "running",
+        error=None,
+    )
+    pipeline_log.save(settings, state.answer())
+    return state
+
+
+def _failed(state: PassState, step: str, error: Exception) -> PassState:
+    kind = error if isinstance(error, DpeError) else None
+    found = {
+        "step": step,
+        "code": kind.code if kind else "internal",
+        "message": str(error) if kind else f"{type(error).__name__}: {error}",
+        "retryable": bool(kind and kind.retryable),
+    }
+    return replace(state, status="failed", error=found)
 
 
 def run_pass(
     settings: Settings, source: str | None = None, progress: Progress | None = None
 ) -> PassState:
-    """One lifecycle pass, every step in a row; `progress` follows the whole pass."""
-    state = start(settings, source)
-    for number, step in enumerate(STEP_FUNCTIONS):
+    """One lifecycle pass, every step in a row (continuing an unfinished pass first);
+    `progress` follows the whole pass."""
+    with pipeline_log.one_pass_at_a_time(settings):
+        state = open_pass(settings, source)
+        for number, step in enumerate(STEPS):
 
-        def step_progress(fraction: float, message: str, number=number, step=step) -> None:
-            if progress is not None:
-                progress((number + fraction) / len(STEP_FUNCTIONS), f"{step}: {message}")
+            def step_progress(fraction: float, message: str, number=number, step=step) -> None:
+                if progress is not None:
+                    progress((number + fraction) / len(STEPS), f"{step}: {message}")
 
-        state = run_step(settings, step, state, step_progress)
+            state = run_step(settings, step, state, step_progress)
     return state

@@ -1,64 +1,159 @@
-"""The record of lifecycle passes: one MLflow run per decision (experiment
-`Settings.pipeline_experiment`) and one row in the DuckDB table `pipeline_runs`.
+"""The record of lifecycle passes: each pass's state saved after every step (DuckDB table
+`pipeline_passes`), so that a pass stopped anywhere (a failure, a kill) is continued by the
+next run and shows in the history; and one MLflow run per decision (experiment
+`Settings.pipeline_experiment`).
 
-The MLflow run carries the decision, window, dataset version and the three scores as tags
-and metrics, the pass and its drift report as artifacts; the DuckDB row holds the pass as
-JSON for `pipeline --history` and the Pipeline page.
+A pass's `status`: `running` (under way, or killed), `failed` (a step raised: its error is
+kept), `done` (decided and recorded). One pass at a time per DPE_HOME (`one_pass_at_a_time`).
 """
 
+import fcntl
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from core.config import Settings
-from core.data import warehouse
+from core.data import quarantine, warehouse
+from core.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
+LOCK_FILE = "pipeline.lock"
 TABLE = """
-    CREATE TABLE IF NOT EXISTS pipeline_runs (
-        started TIMESTAMP NOT NULL, finished TIMESTAMP NOT NULL, decision VARCHAR NOT NULL,
-        dataset_version VARCHAR, mlflow_run_id VARCHAR, result JSON NOT NULL)
+    CREATE TABLE IF NOT EXISTS pipeline_passes (
+        id BIGINT PRIMARY KEY, started TIMESTAMP NOT NULL, saved_at TIMESTAMP NOT NULL,
+        status VARCHAR NOT NULL, decision VARCHAR, dataset_version VARCHAR, state JSON NOT NULL)
 """
+# Passes recorded before passes were resumable (one row per finished pass).
+OLD_TABLE = "pipeline_runs"
 
 
-def record(settings: Settings, answer: dict, drift_report: Mapping | None) -> str:
-    """Record the pass; returns the MLflow run id."""
-    run_id, experiments = _mlflow_run(settings, answer, drift_report)
-    answer = {**answer, "run_id": run_id, "experiments": experiments}
+@contextmanager
+def one_pass_at_a_time(settings: Settings) -> Iterator[None]:
+    """Hold this DPE_HOME's pass lock (a whole pass, or one step under Airflow)."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    with open(settings.home / LOCK_FILE, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as error:
+            raise Unavailable(
+                f"another lifecycle pass is running in {settings.home}: try again when it is done"
+            ) from error
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def begin(settings: Settings, state: dict) -> int:
+    """Record a new pass; returns its id (1, 2, ...)."""
     with warehouse.connect(settings, read_only=False) as con:
-        con.execute(TABLE)
+        _create(con)
+        [(pass_id,)] = con.execute(
+            "SELECT coalesce(max(id), 0) + 1 FROM pipeline_passes"
+        ).fetchall()
+    save(settings, {**state, "pass_id": pass_id})
+    return pass_id
+
+
+def save(settings: Settings, state: dict) -> None:
+    """Record the pass as it now stands (after a step, or its failure)."""
+    with warehouse.connect(settings, read_only=False) as con:
+        _create(con)
         con.execute(
-            "INSERT INTO pipeline_runs VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO pipeline_passes VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
-                _naive(datetime.fromisoformat(answer["started"])),
+                state["pass_id"],
+                _naive(datetime.fromisoformat(state["started"])),
                 _naive(datetime.now(UTC)),
-                answer["decision"],
-                answer["dataset_version"],
-                run_id,
-                json.dumps(answer, default=str),
+                state["status"],
+                state.get("decision"),
+                state.get("dataset_version"),
+                json.dumps(state, default=str),
             ],
         )
-    return run_id
+
+
+def unfinished(settings: Settings) -> dict | None:
+    """The newest pass that did not finish (running when killed, or failed), if any."""
+    rows = _passes(settings, "WHERE status <> 'done'", limit=1)
+    return rows[0] if rows else None
+
+
+def get(settings: Settings, pass_id: int) -> dict | None:
+    rows = _passes(settings, f"WHERE id = {int(pass_id)}", limit=1)
+    return rows[0] if rows else None
+
+
+def last_done(settings: Settings) -> dict | None:
+    """The newest finished pass."""
+    rows = _passes(settings, "WHERE status = 'done'", limit=1)
+    return rows[0] if rows else None
 
 
 def history(settings: Settings, limit: int | None = None) -> list[dict]:
-    """Past passes, newest first, as `pipeline --json` printed them, plus `finished` and
-    `experiments` (the MLflow experiment ids of the pass and of the challenger, for links)."""
+    """Past passes, newest first, as `pipeline --json` printed them, plus `saved_at` (when
+    the pass was last recorded: its last step, or its failure) and, for a pass that held
+    records, `quarantine` (records, held, accepted_at, accepted_by)."""
+    passes = _passes(settings, "", limit)
+    held = quarantine.summary(settings) if passes else {}
+    return [
+        {**found, "quarantine": held.get(found["pass_id"])} if found.get("pass_id") else found
+        for found in passes
+    ]
+
+
+def _passes(settings: Settings, where: str, limit: int | None) -> list[dict]:
     if not settings.duckdb_path.exists():
         return []
     with warehouse.connect(settings) as con:
-        [(present,)] = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'pipeline_runs'"
-        ).fetchall()
-        if not present:
-            return []
+        tables = {
+            row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+        }
+        if "pipeline_passes" not in tables:
+            return _old_runs(con, limit) if OLD_TABLE in tables and not where else []
         rows = con.execute(
-            f"SELECT finished, result FROM pipeline_runs ORDER BY started DESC, finished DESC"
+            f"SELECT saved_at, state FROM pipeline_passes {where} ORDER BY id DESC"
             f"{f' LIMIT {int(limit)}' if limit else ''}"
         ).fetchall()
-    return [{**json.loads(result), "finished": _iso(finished)} for finished, result in rows]
+    return [{**json.loads(state), "saved_at": _iso(saved)} for saved, state in rows]
+
+
+def _create(con) -> None:
+    """The passes table; the passes of an older install (`pipeline_runs`) copied into it."""
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "pipeline_passes" in tables:
+        return
+    con.execute(TABLE)
+    if OLD_TABLE in tables:
+        for number, (finished, result) in enumerate(_old_rows(con), 1):
+            state = {**json.loads(result), "pass_id": number, "status": "done"}
+            con.execute(
+                "INSERT INTO pipeline_passes VALUES (?, ?, ?, 'done', ?, ?, ?)",
+                [
+                    number,
+                    _naive(datetime.fromisoformat(state["started"])),
+                    finished,
+                    state.get("decision"),
+                    state.get("dataset_version"),
+                    json.dumps(state, default=str),
+                ],
+            )
+
+
+def _old_rows(con) -> list[tuple]:
+    return con.execute(f"SELECT finished, result FROM {OLD_TABLE} ORDER BY started").fetchall()
+
+
+def _old_runs(con, limit: int | None) -> list[dict]:
+    """The passes of an older install, newest first, until the next pass copies them."""
+    rows = list(reversed(_old_rows(con)))[:limit]
+    return [
+        {**json.loads(result), "status": "done", "saved_at": _iso(finished)}
+        for finished, result in rows
+    ]
 
 
 def _naive(moment: datetime) -> datetime:
@@ -69,10 +164,14 @@ def _iso(moment: datetime) -> str:
     return moment.replace(tzinfo=UTC).isoformat(timespec="seconds")
 
 
+# --- The decision's MLflow run ------------------------------------------------------------
+
+
 def _tags(answer: dict) -> dict[str, str]:
     window = answer.get("window") or {}
     tags = {
         "decision": answer["decision"],
+        "pass_id": str(answer.get("pass_id")),
         "dataset_version": str(answer.get("dataset_version")),
         "window": f"{window.get('from')}..{window.get('to')} ({window.get('rows')} rows)",
         "source": answer["source"],
@@ -83,7 +182,7 @@ def _tags(answer: dict) -> dict[str, str]:
     return tags
 
 
-def _mlflow_run(
+def log_decision(
     settings: Settings, answer: dict, drift_report: Mapping | None
 ) -> tuple[str, dict[str, str]]:
     """The decision's MLflow run; its id, and the experiment ids of the pass and challenger."""
@@ -107,9 +206,8 @@ def _mlflow_run(
                 for who, scores in answer["scores"].items()
                 for name, value in (scores or {}).items()
             }
-            mlflow.log_metrics(
-                {"added": answer["added"], "rejected": answer["rejected"], **metrics}
-            )
+            counts = {name: answer[name] for name in ("added", "updated", "rejected")}
+            mlflow.log_metrics({**counts, **metrics})
             mlflow.log_dict(answer, "pass.json")
             if drift_report is not None:
                 mlflow.log_dict(dict(drift_report), "drift_report.json")

@@ -17,7 +17,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from core.config import Settings
-from core.data import warehouse
+from core.data import quarantine, warehouse
 from core.data.feature_sets import feature_set as get_feature_set
 from core.errors import DpeError
 from core.modeling.models import build_pipeline, check_family
@@ -95,6 +95,7 @@ def backtest(
     report = logged("backtest", progress, log)
     report(0.0, f"loading dataset {dataset_version or '(current)'}")
     info, frame = warehouse.load_dataset(settings, dataset_version)
+    frame = quarantine.for_training(settings, frame)  # refused records: out of training
     X, y = labelled_rows(frame, feature_set)
     dates = labelled_dates(frame)
     order, bounds = time_order(dates), window_bounds(dates, windows)

@@ -28,7 +28,7 @@ from mlflow.types.schema import ColSpec, Schema
 from threadpoolctl import threadpool_limits
 
 from core.config import Settings
-from core.data import warehouse
+from core.data import quarantine, warehouse
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS, RECORD_FIELDS
 from core.errors import DpeError
@@ -228,6 +228,7 @@ def train(
     report = logged("train", progress, log)
     report(0.0, f"loading dataset {dataset_version or '(current)'}")
     info, frame = warehouse.load_dataset(settings, dataset_version)
+    frame = quarantine.for_training(settings, frame)  # refused records: out of training
     held = held_out(frame, feature_set, split, test_size, seed)
     client = registry.connect(settings)
     with registry.mlflow_errors(settings):

@@ -41,3 +41,35 @@ def cli_env(settings: Settings) -> dict:
     if settings.s3_endpoint_url:
         env["DPE_S3_ENDPOINT_URL"] = settings.s3_endpoint_url
     return env
+
+
+# Runs the CLI with one function replaced by one that kills the process (SIGKILL: no
+# cleanup, no `finally`), before or after calling the original.
+_KILLED_AT = """
+import importlib, os, signal, sys
+where, when, *argv = sys.argv[1:]
+module, name = where.rsplit(".", 1)
+owner = importlib.import_module(module)
+original = getattr(owner, name)
+def killed(*args, **kwargs):
+    if when == "after":
+        original(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+setattr(owner, name, killed)
+from core.cli import main
+sys.exit(main(argv))
+"""
+
+
+def run_cli_killed(where: str, when: str, *args: str, env: dict | None = None) -> int:
+    """Run `python -m core ARGS --json`, killed `when` ("before"/"after") the function
+    `where` ("core.data.ingest.ingest") runs; returns the exit code (-9 when killed)."""
+    completed = subprocess.run(
+        [sys.executable, "-c", _KILLED_AT, where, when, *args, "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
+    return completed.returncode

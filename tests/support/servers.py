@@ -100,3 +100,48 @@ def mlflow_server_command(
 
 # MLflow's job runner starts extra Python processes that tests never use.
 MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes `pid` started, and theirs, whatever sessions they moved to (from the
+    parent ids in /proc; their environment may not say: setproctitle overwrites it)."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                # The command name, in parentheses, may hold spaces: the parent id follows it.
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(proc.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def listening_addresses(pids: list[int]) -> set[tuple[str, int]]:
+    """(address, port) of the TCP sockets these processes listen on (from /proc/net)."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[len("socket:[") : -1])
+    found = set()
+    for table, size in (("tcp", 4), ("tcp6", 16)):
+        lines = Path(f"/proc/net/{table}").read_text().splitlines()[1:]
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                address, port = fields[1].split(":")
+                found.add((_address(bytes.fromhex(address), size), int(port, 16)))
+    return found
+
+
+def _address(raw: bytes, size: int) -> str:
+    """An address as /proc/net prints it (32-bit words in host order) in the usual text."""
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, size, 4))
+    return socket.inet_ntop(socket.AF_INET if size == 4 else socket.AF_INET6, words)

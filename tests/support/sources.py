@@ -2,6 +2,7 @@
 a local ADEME API (pages as a `next` chain, with scripted failures), and a snapshot of
 the database and store to check that a failed ingest changed nothing."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import duckdb
 import pandas as pd
@@ -152,13 +153,12 @@ class _PageHandler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def page_server(pages: list, failures: dict[int, int] | None = None):
-    """A local ADEME API on 127.0.0.1 serving `pages` as a `next` chain; `failures` maps a
-    page number to the status its first request gets (429, 500...). Yields the server:
-    `.url` (the first page) and `.requests` (paths asked, in order)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
-    server.pages = pages
-    server.failures = dict(failures or {})
+def _serving(handler, **attributes):
+    """A ThreadingHTTPServer on 127.0.0.1 with `attributes`, `.requests` (paths asked, in
+    order) and `.url` (its /lines); stopped when the block ends."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for name, value in attributes.items():
+        setattr(server, name, value)
     server.requests = []
     server.url = f"http://127.0.0.1:{server.server_address[1]}/lines"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -169,6 +169,70 @@ def page_server(pages: list, failures: dict[int, int] | None = None):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def page_server(pages: list, failures: dict[int, int] | None = None):
+    """A local ADEME API on 127.0.0.1 serving `pages` as a `next` chain; `failures` maps a
+    page number to the status its first request gets (429, 500...). Yields the server:
+    `.url` (the first page) and `.requests` (paths asked, in order)."""
+    with _serving(_PageHandler, pages=pages, failures=dict(failures or {})) as server:
+        yield server
+
+
+class _DataFairHandler(BaseHTTPRequestHandler):
+    """data-fair's `lines` as far as the lifecycle uses it: `<field>_gte` filters, `sort`
+    (one field, ascending), `size`, and a `next` cursor (here a page number)."""
+
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        server = self.server
+        server.requests.append(self.path)
+        query = {key: values[0] for key, values in parse_qs(urlparse(self.path).query).items()}
+        rows = list(server.records)
+        for key, value in query.items():
+            if key.endswith("_gte"):
+                rows = [row for row in rows if str(row.get(key[: -len("_gte")]) or "") >= value]
+        if "sort" in query:
+            rows.sort(key=lambda row: str(row.get(query["sort"]) or ""))
+        size, page = int(query.get("size", 100)), int(query.get("page", 0))
+        more = (page + 1) * size < len(rows)
+        next_url = f"{server.url}?{urlencode({**query, 'page': page + 1})}" if more else None
+        results = rows[page * size : (page + 1) * size]
+        body = json.dumps({"total": len(rows), "next": next_url, "results": results}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def datafair_server(records: list[dict]):
+    """A local ADEME API serving `records` (API records: official names) as data-fair does,
+    filtered by `<field>_gte`, sorted, paged; `.records` may change between requests."""
+    with _serving(_DataFairHandler, records=records) as server:
+        yield server
+
+
+class _ScriptedHandler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        self.server.requests.append(self.path)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up
+            self.server.respond(self)
+
+    def log_message(self, *args):
+        pass
+
+
+@contextmanager
+def scripted_server(respond):
+    """A server on 127.0.0.1 where `respond(handler)` writes each answer (slowly, too big,
+    pointing elsewhere...); yields it (`.url`, `.requests`)."""
+    with _serving(_ScriptedHandler, respond=respond) as server:
+        yield server
 
 
 def read_pages(folder: Path) -> list:

@@ -134,3 +134,23 @@ def test_number_text_is_the_one_formatter():
     assert [number_text(v) for v in (100.0, -3, 1.5, 1e20, 1e15, -0.0)] == [
         "100", "-3", "1.5", "1e+20", "1000000000000000.0", "0",
     ]  # fmt: skip
+
+
+def test_dates_in_the_future_are_rejected_beyond_a_small_tolerance():
+    """A reception date of 2099 would stall the lifecycle's watermark (issue 24, item 5)."""
+    today = pd.Timestamp.now(tz="UTC").normalize()
+    soon = (today + pd.Timedelta(days=1)).strftime("%Y-%m-%d")  # clocks and time zones
+    frame = pd.DataFrame(
+        {
+            "Date_réception_DPE": ["2099-12-31", soon, "2024-03-01", "2024-03-01"],
+            "Date_visite_diagnostiqueur": [None, None, "31/12/2098", None],
+            "Date_fin_validité_DPE": ["2034-03-01"] * 4,  # a validity end is in the future
+        }
+    )
+    reasons = clean(frame)["reject_reason"]
+    assert [None if pd.isna(reason) else reason for reason in reasons] == [
+        "Date_réception_DPE=2099-12-31 is in the future",
+        None,
+        "Date_visite_diagnostiqueur=2098-12-31 is in the future",
+        None,
+    ]

@@ -15,15 +15,24 @@ from tooling.synth import generate_records, to_api_pages
 
 DATE_COLUMNS = ("Date_réception_DPE", "Date_établissement_DPE", "Date_visite_diagnostiqueur")
 BUILDING_ONLY = {"DPE_PIPELINE_FEATURES": "building-only", "DPE_PIPELINE_MODEL": "logreg"}
+EARLIER = 10  # years the generated records are moved back
+
+
+def shifted_dates(frame: pd.DataFrame, years_later: int) -> pd.DataFrame:
+    """`frame` dated `years_later` after the generator's dates, moved back ten years
+    (the generator's run to 2024: three increments later they are still in the past)."""
+    for column in DATE_COLUMNS:
+        dates = pd.to_datetime(frame[column], errors="coerce") + pd.DateOffset(
+            years=years_later - EARLIER
+        )
+        frame[column] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), None)
+    return frame
 
 
 def increment(rows: int, seed: int, years_later: int = 0, **values: str) -> list[dict]:
-    """API pages of `rows` generated records, dated `years_later` after the generator's
-    dates (so each increment is newer than the one before), with `values` set in all."""
-    frame = generate_records(rows, seed=seed)
-    for column in DATE_COLUMNS:
-        dates = pd.to_datetime(frame[column], errors="coerce") + pd.DateOffset(years=years_later)
-        frame[column] = dates.dt.strftime("%Y-%m-%d").where(dates.notna(), None)
+    """API pages of `rows` generated records, dated `years_later` after the first
+    increment's (so each increment is newer than the one before), with `values` set in all."""
+    frame = shifted_dates(generate_records(rows, seed=seed), years_later)
     for column, value in values.items():
         frame[column] = value
     return to_api_pages(frame, page_size=250)
@@ -50,6 +59,8 @@ def run_pass(env: dict, source: str, **overrides: str) -> dict:
     return answer
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # several passes, each a CLI process training
 def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server):
     with page_server(increment(900, seed=1)) as api:
         first = run_pass(env, api.url, **BUILDING_ONLY)
@@ -67,11 +78,18 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
         asked = unquote(api.requests[requests_before])  # the watermark went to the API
         assert f"Date_réception_DPE_gte={first_max_reception(first)}" in asked, asked
 
-        # A challenger that cannot clear the margin: the champion stays.
+        # Too few records for the data gate to judge: the pass waits, nothing trains.
+        api.pages = increment(20, seed=5, years_later=2)
+        waiting = run_pass(env, api.url, **BUILDING_ONLY)
+        assert waiting["decision"] == "waiting", waiting["reasons"]
+        assert waiting["added"] == 20 and waiting["challenger_run_id"] is None
+
+        # A challenger that cannot clear the margin: the champion stays. The 20 records
+        # that waited are judged (and trained on) with the new ones.
         api.pages = increment(400, seed=2, years_later=3)
         kept = run_pass(env, api.url, DPE_GATE_MARGIN="0.5", **BUILDING_ONLY)
         assert kept["decision"] == "kept", kept["reasons"]
-        assert kept["added"] == 400
+        assert kept["added"] == 420 and kept["base_version"] == first["dataset_version"]
         assert kept["champion_before"] == kept["champion_after"] == first["champion_after"]
         assert kept["scores"]["champion"] is not None
 
@@ -85,7 +103,8 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
         assert promoted["champion_after"]["run_id"] == promoted["challenger_run_id"]
         assert promoted["window"]["from"] > first["window"]["to"]  # the newest records
 
-        # Most new records fail validation: refused, no challenger, the champion stays.
+        # Most new records fail validation: refused, no challenger, the champion stays; the
+        # increment is quarantined until someone accepts it.
         api.pages = increment(300, seed=4, years_later=9, **{"Surface_utile": "-5"})
         refused = run_pass(env, api.url)
         assert refused["decision"] == "refused_data"
@@ -96,11 +115,26 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
             for reason in refused["reasons"]
         ), refused["reasons"]
         assert refused["champion_after"] is None  # nothing was decided about the champion
+        assert refused["quarantined"] == 300
 
     code, history, stderr = run_cli("pipeline", "--history", env=env)
     assert code == 0, stderr[-2000:]
     decisions = [run["decision"] for run in history["runs"]]
-    assert decisions == ["refused_data", "promoted", "kept", "no_new_data", "first_champion"]
+    assert decisions == [
+        "refused_data", "promoted", "kept", "waiting", "no_new_data", "first_champion"
+    ]  # fmt: skip
+    assert [run["pass_id"] for run in history["runs"]] == [6, 5, 4, 3, 2, 1]
+    assert {run["status"] for run in history["runs"]} == {"done"}
+    assert history["runs"][0]["quarantine"] == {
+        "records": 300, "held": 300, "accepted_at": None, "accepted_by": None
+    }  # fmt: skip
+    code, accepted, stderr = run_cli("pipeline", "--accept", "6", "--by", "reviewer", env=env)
+    assert code == 0, stderr[-2000:]
+    assert (accepted["accepted"], accepted["accepted_by"]) == (300, "reviewer")
+    code, last, _ = run_cli("pipeline", "--last", env=env)
+    assert (last["pass_id"], last["decision"]) == (6, "refused_data")
+    code, _, stderr = run_cli("pipeline", "--accept", "5", env=env)  # held nothing
+    assert code == 3 and "pass 5 has no quarantined records" in stderr
 
     client = MlflowClient(mlflow_server)
     run = client.get_run(promoted["run_id"])
@@ -114,10 +148,12 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
 
 def first_max_reception(answer: dict) -> str:
     """The newest reception date of the first increment (what the watermark must be)."""
-    frame = generate_records(900, seed=1)
+    frame = shifted_dates(generate_records(900, seed=1), 0)
     return pd.to_datetime(frame["Date_réception_DPE"]).max().date().isoformat()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # several passes, each a CLI process training
 def test_a_file_source_adds_only_what_is_new(env, tmp_path, sample_csv):
     first = run_pass(env, str(sample_csv))
     assert first["decision"] == "first_champion", first["reasons"]
