@@ -103,4 +103,4 @@ def dpe_lifecycle():
     step_task("monitor")(state)
 
 
-dpe_lifecycle()
+DAG = dpe_lifecycle()
