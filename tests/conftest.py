@@ -18,15 +18,19 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 TESTS = Path(__file__).resolve().parent
 # Directories whose session fixtures train and promote models: their tests share one worker.
 SHARED_TRAINING_DIRS = {"model", "pages"}
+# Modules of long, independent tests (minutes each): each test is a unit of its own.
+LONG_TEST_MODULES = {"test_airflow.py"}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs the suite on pytest-xdist workers with `--dist loadgroup`: a module's
     tests stay together (module fixtures start once), and so does a directory of
-    SHARED_TRAINING_DIRS (its session fixtures train once)."""
+    SHARED_TRAINING_DIRS (its session fixtures train once); LONG_TEST_MODULES spread out."""
     for item in items:
         parts = item.path.relative_to(TESTS).parts
         group = parts[0] if parts[0] in SHARED_TRAINING_DIRS else "/".join(parts)
+        if parts[-1] in LONG_TEST_MODULES:
+            group = item.nodeid
         item.add_marker(pytest.mark.xdist_group(group))
 
 
