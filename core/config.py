@@ -68,6 +68,16 @@ class Settings(BaseSettings):
     verify_interval_s: float = 60.0
     metrics: bool = True  # the API's Prometheus /metrics (DPE_METRICS=false: off)
 
+    set_coverage: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="Coverage of the label sets predictions carry: on records like the ones "
+        "the champion was calibrated on (newer than its training), at least this share of "
+        "sets hold the true label. Over records, not for each one; it degrades if the use of "
+        "the scales shifts, which is why the realised coverage is watched (dpe performance).",
+    )
+
     # Monitoring
     drift_psi_threshold: float = 0.2
     drift_p_value: float = 0.01
@@ -76,6 +86,13 @@ class Settings(BaseSettings):
     log_flush_rows: int = 1_000
     log_flush_s: float = 5.0
     log_retention_days: int = 90  # prediction log days kept (DPE_LOG_RETENTION_DAYS)
+
+    performance_min_rows: int = Field(
+        default=30,
+        ge=1,
+        description="Labelled records a realised-performance score needs before it is "
+        "judged against the champion's back-test (fewer: shown, never flagged).",
+    )
 
     # Lifecycle pipeline (core.lifecycle.pipeline): what a pass trains, and the gates it applies
     pipeline_source: str | None = None  # default: DPE_SOURCE

@@ -69,6 +69,25 @@ def official_answer(secteur: str | None, conso: float | None) -> dict | None:
     }
 
 
+def scale_explanation(pipeline, secteur: str | None, conso: float | None) -> dict | None:
+    """Why a scale-mixture champion (`sector-scale`) gives what it gives: per official scale,
+    the label it gives the consumption and the share of the sector's training labels that
+    followed it, most used first; and how many training records of the sector taught that
+    (0: a sector never seen, whose shares are the scales' use over all sectors). None for
+    other champions or without a consumption."""
+    from core.modeling.rules import ScaleMixtureClassifier
+
+    classifier = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
+    if conso is None or not isinstance(classifier, ScaleMixtureClassifier):
+        return None
+    shares, records = classifier.sector_shares(secteur)
+    rows = [
+        {"family": family, "label": scales.label_for(float(conso), family), "share": share}
+        for family, share in sorted(shares.items(), key=lambda item: -item[1])
+    ]
+    return {"rows": rows, "records": records}
+
+
 def form_fields(input_schema: list[dict]) -> list[dict]:
     """The champion's input schema as form fields: name, label, kind, unit, bounds, choices."""
     fields = []

@@ -128,7 +128,12 @@ async def predict(
         predictions = await run_in_threadpool(champion.predict, body.records, source="api", **who)
     # Serialised here with orjson: `Champion.predict` gives what PredictResponse describes
     # (labels, floats, texts), so FastAPI's validation on the way out would only cost time.
-    content = {"model_version": champion.model_version, "predictions": predictions}
+    content = {
+        "model_version": champion.model_version,
+        "set_coverage": champion.set_coverage,
+        "set_note": champion.set_note,
+        "predictions": predictions,
+    }
     return Response(orjson.dumps(content), media_type="application/json")
 
 
@@ -137,10 +142,15 @@ async def predict(
     response_class=Response,
     responses={
         status.HTTP_200_OK: {
-            "content": {"text/csv": {"example": "N°DPE,...,predicted_label,proba_A,...,error\n"}},
-            "description": "The input CSV plus predicted_label, proba_A..proba_G and error "
-            "(empty when predicted); UTF-8, `,`-separated; counts in X-Rows, X-Predicted, "
-            "X-Rejected.",
+            "content": {
+                "text/csv": {
+                    "example": "N°DPE,...,predicted_label,proba_A,...,label_set,set_size,error\n"
+                }
+            },
+            "description": "The input CSV plus predicted_label, proba_A..proba_G, label_set "
+            "(the labels kept at X-Set-Coverage, joined by `|`, e.g. `C|D`; empty without "
+            "calibration), set_size and error (empty when predicted); UTF-8, `,`-separated; "
+            "counts in X-Rows, X-Predicted, X-Rejected.",
         },
         **ERRORS,
         status.HTTP_413_CONTENT_TOO_LARGE: {
@@ -191,6 +201,7 @@ def predict_csv(
         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
         headers={
             "X-Model-Version": champion.model_version,
+            **({"X-Set-Coverage": str(champion.set_coverage)} if champion.set_coverage else {}),
             **{f"X-{key.title()}": str(counts[key]) for key in ("rows", "predicted", "rejected")},
         },
     )

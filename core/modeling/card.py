@@ -23,7 +23,10 @@ def scale_shares(model) -> dict | None:
         return None
 
     def named(shares) -> dict[str, float]:
-        return {family: round(float(share), 4) for family, share in zip(SCALE_FAMILIES, shares)}
+        return {
+            family: round(float(share), 4)
+            for family, share in zip(SCALE_FAMILIES, shares, strict=True)
+        }
 
     return {
         "sectors": {
@@ -90,9 +93,9 @@ def model_card(result: dict, shares: dict | None = None) -> str:
         lines += ["", "## Scale use per sector (P(scale | sector), training records)", ""]
         lines += ["| sector | records | " + " | ".join(FAMILIES) + " |"]
         lines += ["|---|---|" + "---|" * len(FAMILIES)]
-        for sector, found in shares["sectors"].items():
-            cells = " | ".join(f"{found['shares'][f]:.0%}" for f in FAMILIES)
-            lines.append(f"| {sector} | {found['records']} | {cells} |")
+        for sector, entry in shares["sectors"].items():
+            shown = " | ".join(f"{entry['shares'][f]:.0%}" for f in FAMILIES)
+            lines.append(f"| {sector} | {entry['records']} | {shown} |")
     return "\n".join(lines) + "\n"
 
 

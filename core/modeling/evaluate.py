@@ -14,6 +14,7 @@ its label sets' coverage and mean size at `SET_COVERAGE`.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ from core.modeling.splits import newest_cut, time_order, window_bounds
 from core.tracking.headline import BACKTEST_HEADLINE, HEADLINE
 
 CALIBRATION_BINS = 10
-SET_COVERAGE = 0.9  # the coverage runs score label sets at (serving's default)
+SET_COVERAGE = conformal.DEFAULT_COVERAGE  # what runs score label sets at
 # kWhEP/m²/an, 5-unit steps across every scale's bounds (all multiples of 5, the highest
 # 1,130): the grid a building's consumption is raised over to check monotonicity.
 CONSUMPTIONS = np.arange(0.0, 1500.0, 5.0)
@@ -224,7 +225,7 @@ def set_scores(model, calibration, X, y, coverage: float = SET_COVERAGE) -> dict
     """Accuracy, macro-F1 and the label sets' coverage and mean size of a fitted model."""
     proba = proba_of(model, X)
     predicted = label_index_from_proba(model, proba)
-    kept = conformal.label_sets(proba, calibration.thresholds(coverage), predicted)
+    kept = conformal.label_sets(proba, calibration.threshold(coverage), predicted)
     truth = label_indices(y)
     return {
         "accuracy": float(accuracy_score(truth, predicted)),
@@ -245,7 +246,7 @@ def window_scores(
     found = []
     for number, (start, end) in enumerate(window_bounds(dates, windows), 1):
         before, window = order[:start], order[start:end]
-        row = {
+        row: dict[str, Any] = {
             "window": number,
             "train_rows": len(before),
             "test_rows": len(window),

@@ -367,7 +367,7 @@ def _calibration(fitted, held: Split) -> conformal.Calibration | None:
 
 def _calibration_summary(calibration: conformal.Calibration) -> dict:
     return {
-        "method": f"split conformal, {calibration.method}, Mondrian by {calibration.mondrian}",
+        "method": f"split conformal, {calibration.method} score",
         "calibrated_from": calibration.calibrated_from,
         "calibrated_to": calibration.calibrated_to,
         "fitted_to": calibration.fitted_to,
