@@ -199,9 +199,12 @@ def proba_of(model, X) -> np.ndarray:
     return full
 
 
-def calibration_of(model, X: pd.DataFrame, y, dates: pd.Series, share: float | None = None):
-    """The calibration of `model` (fitted or not: a clone is fitted): fitted on all but the
-    newest `share` of the rows by date (`conformal.CALIBRATION_SHARE`), scored on those."""
+def calibration_of(
+    model, feature_set: str, X: pd.DataFrame, y, dates: pd.Series, share: float | None = None
+):
+    """The calibration of `model` on `feature_set` (fitted or not: a clone is fitted): fitted
+    on all but the newest `share` of the rows by date (`conformal.CALIBRATION_SHARE`), scored
+    on those, in the feature set's doubt groups (`conformal.doubt_for`)."""
     share = conformal.CALIBRATION_SHARE if share is None else share
     dates = dates.reset_index(drop=True)
     order = time_order(dates)
@@ -215,6 +218,7 @@ def calibration_of(model, X: pd.DataFrame, y, dates: pd.Series, share: float | N
     return conformal.calibrate(
         proba,
         label_indices(y[calibration_rows]),
+        doubt=conformal.doubt_for(feature_set),
         calibrated_from=_day(dates.iloc[calibration_rows].min()),
         calibrated_to=_day(dates.iloc[calibration_rows].max()),
         fitted_to=_day(dates.iloc[fit_rows].max()),
@@ -225,7 +229,7 @@ def set_scores(model, calibration, X, y, coverage: float = SET_COVERAGE) -> dict
     """Accuracy, macro-F1 and the label sets' coverage and mean size of a fitted model."""
     proba = proba_of(model, X)
     predicted = label_index_from_proba(model, proba)
-    kept = conformal.label_sets(proba, calibration.threshold(coverage), predicted)
+    kept = calibration.at(coverage).label_sets(proba, predicted)
     truth = label_indices(y)
     return {
         "accuracy": float(accuracy_score(truth, predicted)),
@@ -255,7 +259,7 @@ def window_scores(
         }
         for prefix, candidate in (("", model), ("rules_", build_pipeline("rules", feature_set))):
             fit_X, fit_y, fit_dates = X.iloc[before], y[before], dates.iloc[before]
-            calibration = calibration_of(candidate, fit_X, fit_y, fit_dates)
+            calibration = calibration_of(candidate, feature_set, fit_X, fit_y, fit_dates)
             fitted = clone(candidate).fit(fit_X, fit_y)
             scores = set_scores(fitted, calibration, X.iloc[window], y[window])
             row.update({prefix + name: value for name, value in scores.items()})

@@ -280,7 +280,7 @@ def train(
     fit_seconds = time.perf_counter() - started
 
     report(0.75, "calibrating the label sets on the newest training records")
-    calibration = _calibration(fitted, held)
+    calibration = _calibration(fitted, feature_set, held)
     report(0.8, f"evaluating on the test split ({split})")
     metrics, importance = _evaluate(fitted, feature_set, held, seed, calibration)
     if search_cv is not None:
@@ -354,12 +354,14 @@ def train(
     return {**result, "run_id": run_id, "model_uri": model_uri}
 
 
-def _calibration(fitted, held: Split) -> conformal.Calibration | None:
+def _calibration(fitted, feature_set: str, held: Split) -> conformal.Calibration | None:
     """The label sets' calibration on the newest training rows (None, with a warning, when
     the training rows cannot be cut by date)."""
     try:
         with threadpool_limits(1):
-            return evaluate.calibration_of(fitted, held.X_train, held.y_train, held.dates_train)
+            return evaluate.calibration_of(
+                fitted, feature_set, held.X_train, held.y_train, held.dates_train
+            )
     except DpeError as error:
         log.warning("train: no label sets for this model: %s", error)
         return None
@@ -367,7 +369,8 @@ def _calibration(fitted, held: Split) -> conformal.Calibration | None:
 
 def _calibration_summary(calibration: conformal.Calibration) -> dict:
     return {
-        "method": f"split conformal, {calibration.method} score",
+        "method": f"split conformal, {calibration.method} score"
+        + ("" if calibration.doubt is None else f", Mondrian by doubt (< {calibration.doubt})"),
         "calibrated_from": calibration.calibrated_from,
         "calibrated_to": calibration.calibrated_to,
         "fitted_to": calibration.fitted_to,

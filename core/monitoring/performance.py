@@ -159,11 +159,14 @@ def _rule_scores(
     there is nothing to fit it on)."""
     if records.empty or len(before) < 2:
         return None
-    fields = list(FEATURE_SETS[feature_set or "with-consumption"].fields)
-    rules = build_pipeline("rules", feature_set or "with-consumption")
+    feature_set = feature_set or "with-consumption"
+    fields = list(FEATURE_SETS[feature_set].fields)
+    rules = build_pipeline("rules", feature_set)
     y_before = before["etiquette_dpe"].astype(str).to_numpy()
     try:
-        calibration = evaluate.calibration_of(rules, before[fields], y_before, record_dates(before))
+        calibration = evaluate.calibration_of(
+            rules, feature_set, before[fields], y_before, record_dates(before)
+        )
     except DpeError:
         return None
     rules.fit(before[fields], y_before)

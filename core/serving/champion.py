@@ -211,7 +211,7 @@ class Champion:
         self.sink = sink
         self.calibration = calibration
         self.set_coverage = None if calibration is None else coverage
-        self._threshold = None if calibration is None else calibration.threshold(coverage)
+        self._thresholds = None if calibration is None else calibration.at(coverage)
         self.loaded_at = datetime.now(UTC)
         schema = {entry["name"]: entry for entry in manifest.input_schema}
         # Per field with a closed list: the values the model knows.
@@ -308,10 +308,10 @@ class Champion:
     def kept_labels(self, proba: np.ndarray, labels) -> np.ndarray | None:
         """(n, 7) booleans: the labels each row's set keeps at `set_coverage`, its predicted
         label (`labels`) always among them; None when the champion has no calibration."""
-        if self._threshold is None:
+        if self._thresholds is None:
             return None
         predicted = np.array([LABELS.index(label) for label in labels], dtype=np.intp)
-        return conformal.label_sets(proba, self._threshold, predicted)
+        return self._thresholds.label_sets(proba, predicted)
 
     def label_sets(self, proba: np.ndarray, labels) -> list[list[str] | None]:
         """Each row's label set (labels in A..G order), None for every row when the champion
