@@ -79,7 +79,8 @@ def csv_sets(data: bytes) -> list[list[str] | None]:
 
 def test_the_api_answers_the_same_sets(champion_home, expected, tmp_path):
     with api_server(champion_home, tmp_path) as url:
-        wait_until(lambda: serving(url), what="the champion served")
+        # Loading imports sklearn: seconds on a quiet machine, more on a busy CI runner.
+        wait_until(lambda: serving(url), timeout_s=90, what="the champion served")
         answer = httpx.post(f"{url}/predict", json={"records": records()}, timeout=30)
         frame = pd.DataFrame(records())
         upload = httpx.post(
