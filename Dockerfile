@@ -1,7 +1,8 @@
 # One image for the DPE workbench's processes: the API (default command), the Streamlit workbench
 # and the MLflow server (docker-compose.yml picks the command). Build: docker build -t dpe-workbench .
 # The base is pinned by exact tag and by digest: update both together (or pass another base
-# with --build-arg PYTHON_IMAGE=...).
+# with --build-arg PYTHON_IMAGE=...: tests/test_image.py builds on a stand-in made from Debian).
+# checkov:skip=CKV_DOCKER_7:FROM names ARG PYTHON_IMAGE, pinned below by exact tag and digest
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm@sha256:65a93d69fa75478d554f4ad27c85c1e69fa184956261b4301ebaf6dbb0a3543d
 
 # --- build: the locked dependencies (uv.lock, hashes checked), then the package itself ------
@@ -36,11 +37,12 @@ RUN groupadd --system --gid 10001 dpe \
     && chown -R dpe:dpe /data
 
 COPY --from=build /opt/dpe /opt/dpe
-# `streamlit run app.py` from /app: Streamlit reads .streamlit/config.toml from its working
-# directory; app.py finds its pages in the installed package (ui/frame.py).
+# `streamlit run workbench_server.py` from /app: Streamlit reads .streamlit/config.toml from
+# its working directory; workbench_server.py serves app.py behind the login gate (ui/gate.py),
+# and app.py finds its pages in the installed package (ui/frame.py).
 WORKDIR /app
 COPY .streamlit/config.toml .streamlit/config.toml
-COPY app.py .
+COPY app.py workbench_server.py ./
 
 USER 10001:10001
 VOLUME ["/data"]

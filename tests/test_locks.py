@@ -4,6 +4,7 @@ what it was made from (`make lock` refreshes them; `uv lock --check` covers uv.l
 import re
 import tomllib
 
+import pytest
 from packaging.requirements import Requirement
 
 from tests.support.cli import ROOT
@@ -21,11 +22,14 @@ def locked_pins(path) -> dict[str, tuple[str, list[str]]]:
     return pins
 
 
-def test_the_airflow_lock_pins_what_its_requirements_ask_with_hashes():
-    pins = locked_pins(ROOT / "requirements-airflow.txt")
-    assert len(pins) > 100  # Airflow and everything it pulls in
+@pytest.mark.parametrize(("tool", "at_least"), [("airflow", 100), ("checkov", 50)])
+def test_each_tool_lock_pins_what_its_requirements_ask_with_hashes(tool, at_least):
+    """Tools in environments of their own (.venv-airflow, .venv-checkov): the tool and
+    everything it pulls in, each with hashes."""
+    pins = locked_pins(ROOT / f"requirements-{tool}.txt")
+    assert len(pins) > at_least
     assert all(hashes for _, hashes in pins.values())
-    for line in (ROOT / "requirements-airflow.in").read_text().splitlines():
+    for line in (ROOT / f"requirements-{tool}.in").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             wanted = Requirement(line)
             assert wanted.specifier.contains(pins[wanted.name.lower()][0]), line

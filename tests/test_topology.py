@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.cli import ROOT
 from tests.support.topology import (
+    S3_CLIENTS,
     SECRETS,
     compose_service,
     infrastructure,
@@ -61,13 +62,47 @@ def test_interpolation_follows_compose_rules():
         interpolate("${EMPTY:?set it}", variables)
 
 
-def test_every_bucket_compose_uses_is_created_by_createbucket():
+def test_every_bucket_compose_uses_is_created_by_minio_setup():
     compose = load_compose()
-    script = " ".join(compose["services"]["createbucket"]["command"])
+    setup = compose["services"]["minio-setup"]
+    assert setup["entrypoint"] == ["/bin/sh", "/setup/setup.sh"]
+    assert "./deploy/minio:/setup:ro" in setup["volumes"]
+    script = (ROOT / "deploy" / "minio" / "setup.sh").read_text()
     buckets = s3_buckets()
     assert buckets, "no s3:// URI in docker-compose.yml"
     for bucket in buckets:
         assert f"mc mb --ignore-existing local/{bucket}" in script
+
+
+def test_each_s3_client_has_its_own_minio_user_with_a_policy():
+    """No client holds MinIO's root account; each one's user is made by minio-setup with its
+    policy file, and that policy reaches only the prefixes the client uses."""
+    import json
+
+    compose = load_compose()
+    users = {}
+    for service in S3_CLIENTS:
+        env = compose["services"][service]["environment"]
+        users[service] = env["AWS_ACCESS_KEY_ID"]
+        assert "MINIO_ROOT" not in str(env["AWS_SECRET_ACCESS_KEY"]), service
+    assert len(set(users.values())) == len(users), users
+    script = (ROOT / "deploy" / "minio" / "setup.sh").read_text()
+    for user in users.values():
+        client = user.removeprefix("dpe-")
+        assert client in script
+        policy = json.loads((ROOT / "deploy" / "minio" / "policies" / f"{client}.json").read_text())
+        objects = [
+            resource
+            for statement in policy["Statement"]
+            for resource in statement["Resource"]
+            if "s3:PutObject" in statement["Action"] or "s3:GetObject" in statement["Action"]
+        ]
+        assert objects and all(
+            r.startswith("arn:aws:s3:::dpe/") and r != "arn:aws:s3:::dpe/*" for r in objects
+        ), (client, objects)
+    api = json.loads((ROOT / "deploy" / "minio" / "policies" / "api.json").read_text())
+    written = {r for s in api["Statement"] if "s3:PutObject" in s["Action"] for r in s["Resource"]}
+    assert written == {"arn:aws:s3:::dpe/store/predictions/*"}  # the API never writes a model
 
 
 def test_processes_share_store_and_tracking_server():
@@ -80,21 +115,40 @@ def test_processes_share_store_and_tracking_server():
         }
         for name in ("api", "workbench")
     )
-    for name in ("DPE_MODEL_STORE_URI", "DPE_S3_ENDPOINT_URL", "MLFLOW_TRACKING_URI"):
+    for name in ("DPE_MODEL_STORE_URI", "DPE_S3_ENDPOINT_URL"):
         assert api[name] == workbench[name], name
+    assert "MLFLOW_TRACKING_URI" not in api  # the API reads the store, never MLflow
     assert workbench["DPE_API_URL"] == "http://api:8000"
     mlflow_command = compose["services"]["mlflow"]["command"]
     assert "--serve-artifacts" in mlflow_command
     assert "mlflow:5000" in mlflow_command[mlflow_command.index("--allowed-hosts") + 1]
 
 
-def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(topology, tmp_path):
+def test_mlflow_answers_no_one_without_its_login(topology):
+    """MLflow behind its basic-auth app: no user, a wrong password: 401; the health check
+    stays open to probes; the clients' login (compose's MLFLOW_TRACKING_*) is let in."""
+    search = f"{topology.url('mlflow')}/api/2.0/mlflow/experiments/search?max_results=1"
+    assert httpx.get(search, timeout=10).status_code == 401
+    login = topology.env("workbench")
+    user = login["MLFLOW_TRACKING_USERNAME"]
+    assert httpx.get(search, auth=(user, "a-guess"), timeout=10).status_code == 401
+    assert httpx.get(f"{topology.url('mlflow')}/health", timeout=10).status_code == 200
+    answer = httpx.get(search, auth=(user, login["MLFLOW_TRACKING_PASSWORD"]), timeout=10)
+    assert answer.status_code == 200, answer.text
+    register = f"{topology.url('mlflow')}/api/2.0/mlflow/registered-models/create"
+    assert httpx.post(register, json={"name": "intruder"}, timeout=10).status_code == 401
+
+
+def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(topology, tmp_path, monkeypatch):
     """MLflow as compose runs it: healthy by compose's own healthcheck, an experiment in
-    Postgres, an artifact logged by a client without S3 credentials landing in the bucket."""
+    its own Postgres database, an artifact logged by a client without S3 credentials landing
+    in the bucket."""
     import psycopg2
     from mlflow import MlflowClient
 
     assert topology.healthcheck("mlflow").returncode == 0
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(name, topology.env("workbench")[name])
 
     client = MlflowClient(tracking_uri=topology.url("mlflow"))
     experiment_id = client.create_experiment("topology-check")
@@ -109,15 +163,15 @@ def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(topology, tmp_
     local = client.download_artifacts(run.info.run_id, "notes/check.txt", str(tmp_path))
     assert Path(local).read_text() == "logged through the server"
 
-    # Runs: in Postgres, the backend store compose gives the server.
+    # Runs: in Postgres, the backend store compose gives the server: its own database and role.
     postgres = topology.env("postgres")
     with (
         psycopg2.connect(
             host="127.0.0.1",
             port=topology.ports["postgres"],
-            user=postgres["POSTGRES_USER"],
-            password=postgres["POSTGRES_PASSWORD"],
-            dbname=postgres["POSTGRES_DB"],
+            user="mlflow",
+            password=postgres["MLFLOW_DB_PASSWORD"],
+            dbname="mlflow",
         ) as connection,
         connection.cursor() as cursor,
     ):
@@ -145,6 +199,7 @@ def _record_for(schema: list[dict], row: dict) -> dict:
     return record
 
 
+@pytest.mark.timeout(600)  # five CLI runs and a server, each checked by MLflow's login
 def test_ingest_train_promote_then_api_serves_the_champion_from_s3(topology, sample_csv, tmp_path):
     """The compose flow: the workbench's CLI trains and promotes through the MLflow server into
     the S3 store; the API, with compose's environment and its own empty DPE_HOME, serves it."""
@@ -186,3 +241,27 @@ def test_ingest_train_promote_then_api_serves_the_champion_from_s3(topology, sam
         assert prediction["label"] in set("ABCDEFG")
         assert set(prediction["probabilities"]) == set("ABCDEFG")
         assert abs(sum(prediction["probabilities"].values()) - 1) < 1e-6
+
+
+def test_airflow_and_mlflow_each_own_one_database(topology):
+    """compose's first-start script (deploy/postgres) as PostgreSQL ran it: Airflow's role
+    opens its database, not MLflow's; neither role is a superuser."""
+    import psycopg2
+
+    postgres = topology.env("postgres")
+    airflow_url = topology.env("airflow-scheduler")["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    assert "//airflow:" in airflow_url and airflow_url.endswith("/airflow")
+
+    def connect(user: str, database: str):
+        password = postgres[f"{user.upper()}_DB_PASSWORD"]
+        port = topology.ports["postgres"]
+        return psycopg2.connect(
+            host="127.0.0.1", port=port, user=user, password=password, dbname=database
+        )
+
+    for user in ("airflow", "mlflow"):
+        with connect(user, user) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            assert cursor.fetchone() == (False,)
+    with pytest.raises(psycopg2.OperationalError, match="permission denied"):
+        connect("airflow", "mlflow")

@@ -5,14 +5,19 @@ details and every page needs a signed-in user, since the workbench can promote m
   provider configured in `.streamlit/secrets.toml` (`[auth]`: redirect_uri, cookie_secret,
   client_id, client_secret, server_metadata_url);
 - `DPE_WORKBENCH_LOGIN=proxy`: an authenticating reverse proxy (oauth2-proxy) in front,
-  which passes the user in `X-Forwarded-Email` / `X-Forwarded-User`.
+  which passes the user in `X-Forwarded-Email` / `X-Forwarded-User` and proves it is the
+  proxy with `DPE_WORKBENCH_PROXY_SECRET` in `X-DPE-Proxy-Secret` (ui/gate.py refuses any
+  other request before Streamlit sees it; this check is the second line).
 
 Without either, production pages are refused with what to configure.
 """
 
+from collections.abc import Mapping
+
 import streamlit as st
 
 from core.config import Settings
+from ui.gate import from_proxy
 
 PROXY_USER_HEADERS = ("X-Forwarded-Email", "X-Forwarded-User")
 OIDC_KEYS = ("redirect_uri", "cookie_secret")  # the shared [auth] settings st.login requires
@@ -25,7 +30,7 @@ def allowed(settings: Settings) -> bool:
     # Errors become "an error occurred" for the user; the server log keeps the traceback.
     st.set_option("client.showErrorDetails", "none")
     if settings.workbench_login == "proxy":
-        return _proxied_user()
+        return _proxied_user(settings)
     if not _oidc_configured():
         st.warning(
             "This workbench runs in production (DPE_ENV=production) without a login, so it "
@@ -55,15 +60,27 @@ def _oidc_configured() -> bool:
     return all(auth.get(key) for key in OIDC_KEYS)
 
 
-def _proxied_user() -> bool:
-    headers = st.context.headers
-    user = next((headers[name] for name in PROXY_USER_HEADERS if headers.get(name)), None)
+def proxy_user(headers: Mapping[str, str], settings: Settings) -> str | None:
+    """The user the login proxy names; None unless the request proves it comes from the
+    proxy (anyone reaching the port could send X-Forwarded-Email)."""
+    headers = {name.lower(): value for name, value in headers.items()}
+    if not from_proxy(headers, settings):
+        return None
+    return next((headers[n.lower()] for n in PROXY_USER_HEADERS if headers.get(n.lower())), None)
+
+
+def _proxied_user(settings: Settings) -> bool:
+    user = proxy_user(dict(st.context.headers), settings)
     if user:
         st.sidebar.caption(f"Signed in as {user}")
         return True
+    if not settings.workbench_proxy_secret.get_secret_value():
+        problem = "DPE_WORKBENCH_PROXY_SECRET is not set, so no request can prove it comes from it"
+    else:
+        problem = "the request carries no user from it"
     st.warning(
         "This workbench expects its login from a reverse proxy (DPE_WORKBENCH_LOGIN=proxy), "
-        "but the request carries no user: open it through the proxy's address.",
+        f"but {problem}: open it through the proxy's address.",
         icon=":material/lock:",
     )
     return False

@@ -28,9 +28,10 @@ def _api_command(args, settings: Settings) -> dict:
 
 
 def _workbench_command(args, settings: Settings) -> dict:
-    spec = find_spec("app")
+    # The pages (app.py) behind the login gate (ui/gate.py): what a deployment serves.
+    spec = find_spec("workbench_server")
     if spec is None or spec.origin is None:
-        raise DpeError("the workbench (app.py) is not installed with this package")
+        raise DpeError("the workbench (workbench_server.py) is not installed with this package")
     _replace_process(
         [
             "-m",

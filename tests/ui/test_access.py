@@ -78,3 +78,22 @@ def test_production_behind_a_proxy_needs_its_user_header(workbench):
     app = workbench("production", login="proxy").run()
     assert not opened(app) and not app.exception
     assert "reverse proxy" in texts(app.warning)
+    assert "DPE_WORKBENCH_PROXY_SECRET" in texts(app.warning)
+
+
+def test_the_proxy_user_header_counts_only_with_the_proxy_secret():
+    from pydantic import SecretStr
+
+    from core.config import Settings
+    from ui.access import proxy_user
+
+    settings = Settings(
+        _env_file=None, workbench_login="proxy", workbench_proxy_secret=SecretStr("s3cret-xyz")
+    )
+    forged = {"X-Forwarded-Email": "intruder@example.org"}
+    assert proxy_user(forged, settings) is None
+    assert proxy_user({**forged, "X-DPE-Proxy-Secret": "guess"}, settings) is None
+    proxied = {**forged, "x-dpe-proxy-secret": "s3cret-xyz"}
+    assert proxy_user(proxied, settings) == "intruder@example.org"
+    unset = Settings(_env_file=None, workbench_login="proxy")
+    assert proxy_user({**forged, "X-DPE-Proxy-Secret": ""}, unset) is None
