@@ -118,7 +118,9 @@ def test_a_wider_coverage_gives_wider_sets(champion_home, expected, tmp_path):
     assert code == 0, stderr
     assert payload["set_coverage"] == 0.97
     wider = csv_sets(output.read_bytes())
-    assert all(set(narrow) <= set(wide) for narrow, wide in zip(expected[:-1], wider[:-1]))
+    assert all(
+        set(narrow) <= set(wide) for narrow, wide in zip(expected[:-1], wider[:-1], strict=True)
+    )
     assert sum(map(len, wider[:-1])) > sum(map(len, expected[:-1]))
 
 

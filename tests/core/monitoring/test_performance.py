@@ -17,7 +17,6 @@ from tests.support.training import fast_train, home_with_data
 from tooling.synth import write_csv
 from tooling.synth_parts import ScaleShift
 
-
 # From the first date on, 60 % of the records follow the « bureaux » scale.
 MOVED = ScaleShift(share=0.6, start="2021-07-01", end="2021-07-02")
 
@@ -70,9 +69,7 @@ def test_the_cli_lists_the_scores_newest_first(home, scores):
         scores[1]["dataset_version"],
         scores[0]["dataset_version"],
     ]
-    assert listed[0]["flagged"] and listed[0]["champion"] == pytest.approx(
-        scores[1]["champion"]
-    )
+    assert listed[0]["flagged"] and listed[0]["champion"] == pytest.approx(scores[1]["champion"])
 
 
 def test_too_few_records_are_shown_not_judged(home, scores):
