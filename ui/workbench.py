@@ -193,7 +193,8 @@ def run_view(settings, run_id: str) -> dict:
 
 
 def compare_runs(settings, run_ids: list[str]) -> dict:
-    """Runs side by side: headline metrics (one row per run), per-class metrics (long:
+    """Runs side by side: the back-test headline (long: run, metric, mean, min, max; the
+    runs that have one), time-split metrics (one row per run), per-class metrics (long:
     run, label, metric, value) and parameters (one column per run)."""
     from core.tracking import registry
     from core.tracking.headline import HEADLINE
@@ -213,5 +214,18 @@ def compare_runs(settings, run_ids: list[str]) -> dict:
         ],
         columns=["run", "label", "metric", "value"],
     )
+    backtest = pd.DataFrame(
+        [
+            {"run": name, "metric": metric, **spread}
+            for name, d in zip(names, details, strict=True)
+            for metric, spread in (d["headline"] or {}).items()
+        ],
+        columns=["run", "metric", "mean", "min", "max"],
+    )
     params = pd.DataFrame({name: d["params"] for name, d in zip(names, details, strict=True)})
-    return {"metrics": metrics, "per_class": per_class, "params": params.sort_index()}
+    return {
+        "backtest": backtest,
+        "metrics": metrics,
+        "per_class": per_class,
+        "params": params.sort_index(),
+    }

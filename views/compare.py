@@ -192,6 +192,8 @@ else:
     except DpeError as error:
         st.warning(str(error), icon=":material/warning:")
         st.stop()
+    if not comparison["backtest"].empty:
+        st.plotly_chart(charts.backtest_bars(comparison["backtest"]), key="compare_chart_backtest")
     metric_names = [m for m in HEADLINE if m in comparison["metrics"]]
     st.plotly_chart(
         charts.metric_bars(comparison["metrics"], metric_names), key="compare_chart_metrics"
