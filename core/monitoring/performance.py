@@ -199,9 +199,14 @@ def _day(value) -> str | None:
 
 
 def record(settings: Settings, realised: Realised) -> None:
-    """Keep a scoring (the DuckDB table `realised_performance`)."""
+    """Keep a scoring (the DuckDB table `realised_performance`), in place of an earlier one of
+    the same champion on the same dataset version (a pass run again after a failure)."""
     with warehouse.connect(settings, read_only=False) as con:
         con.execute(TABLE)
+        con.execute(
+            "DELETE FROM realised_performance WHERE dataset_version = ? AND model_version = ?",
+            [realised["dataset_version"], realised["model_version"]],
+        )
         con.execute(
             "INSERT INTO realised_performance VALUES (?, ?, ?, ?, ?)",
             [

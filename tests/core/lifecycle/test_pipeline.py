@@ -58,6 +58,11 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
         assert first["champion_after"]["run_id"] == first["challenger_run_id"]
         assert first["window"]["rows"] > 0 and first["window"]["from"] <= first["window"]["to"]
         assert first["scores"]["challenger"]["macro_f1"] > first["scores"]["rules"]["macro_f1"]
+        # The gate judged the challenger on its back-test, the rules on the same windows.
+        backtest = first["scores"]["challenger_backtest"]
+        assert backtest["macro_f1"] > first["scores"]["rules_backtest"]["macro_f1"]
+        assert f"back-test macro_f1 {backtest['macro_f1']:.4f}" in first["reasons"][-1]
+        assert first["realised"] is None  # no champion to score yet
 
         requests_before = len(api.requests)
         repeat = run_pass(env, api.url, **BUILDING_ONLY)
@@ -74,6 +79,11 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
         assert kept["added"] == 400
         assert kept["champion_before"] == kept["champion_after"] == first["champion_after"]
         assert kept["scores"]["champion"] is not None
+        # Before retraining, the champion was scored on the labelled records that arrived.
+        realised = kept["realised"]
+        assert realised["dataset_version"] == kept["dataset_version"]
+        assert realised["model_version"] == first["champion_after"]["model_version"]
+        assert 0 < realised["rows"] <= 400 and realised["champion"]["accuracy"] is not None
 
         # With the consumption, the challenger beats the building-only champion by far.
         api.pages = increment(400, seed=3, years_later=6)
@@ -97,6 +107,14 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
     assert code == 0, stderr[-2000:]
     decisions = [run["decision"] for run in history["runs"]]
     assert decisions == ["refused_data", "promoted", "kept", "no_new_data", "first_champion"]
+    # The passes that retrained scored the champion first; refused data is never scored.
+    code, performance, stderr = run_cli("performance", env=env)
+    assert code == 0, stderr[-2000:]
+    scored = [(s["dataset_version"], s["model_version"]) for s in performance["scores"]]
+    assert scored == [
+        (promoted["dataset_version"], first["champion_after"]["model_version"]),
+        (kept["dataset_version"], first["champion_after"]["model_version"]),
+    ]
 
     client = MlflowClient(mlflow_server)
     run = client.get_run(promoted["run_id"])

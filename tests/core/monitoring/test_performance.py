@@ -70,6 +70,9 @@ def test_the_cli_lists_the_scores_newest_first(home, scores):
         scores[0]["dataset_version"],
     ]
     assert listed[0]["flagged"] and listed[0]["champion"] == pytest.approx(scores[1]["champion"])
+    # Scored again (a pass resumed after a failure): kept once, not twice.
+    performance.record(settings, scores[1])
+    assert len(performance.history(settings)) == 2
 
 
 def test_too_few_records_are_shown_not_judged(home, scores):
