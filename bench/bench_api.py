@@ -38,6 +38,7 @@ from core.data.schema import LABELS, RECORD_FIELDS
 from core.data.validation import clean
 from core.modeling.features import RecordEncoder
 from core.modeling.models import label_index_from_proba
+from core.tracking.model_format import TRUSTED_TYPES
 from tests.support.champion import input_example, labelled, publish_champion
 from tests.support.servers import free_port
 from tooling.synth import generate_records, write_csv
@@ -75,7 +76,8 @@ def save_champion(pipeline: Pipeline, work: Path, settings: Settings) -> Path:
     mlflow.sklearn.save_model(
         pipeline,
         model_dir,
-        serialization_format="cloudpickle",
+        serialization_format="skops",
+        skops_trusted_types=list(TRUSTED_TYPES),
         input_example=pd.DataFrame(example["data"], columns=example["columns"]),
     )
     publish_champion(settings, pipeline, 1, model_dir=model_dir)

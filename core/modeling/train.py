@@ -9,10 +9,10 @@ sets (a copy fitted on the older part of the training rows, scored on the newest
 (`core.modeling.evaluate.window_scores`), then logs one MLflow run: params (split and its
 dates included), test metrics next to a baseline on the same split, the back-test (per
 window, and its mean and range: the headline, `core.tracking.headline`), the dataset
-version, figures, the search's cv_results, a model card and the model (cloudpickled
-Pipeline, signature, input example, and `calibration.json` beside it). The model's classes
-live in this installed package: `mlflow models serve --env-manager local` serves it from
-the project's environment.
+version, figures, the search's cv_results, a model card and the model (the Pipeline as
+skops, with the types it may hold, `core.tracking.model_format.TRUSTED_TYPES`; signature,
+input example; and `calibration.json` beside it). The model's classes live in this installed
+package: `mlflow models serve --env-manager local` serves it from the project's environment.
 """
 
 import importlib.metadata
@@ -49,6 +49,7 @@ from core.modeling.splits import SPLITS, WINDOWS, Split, record_dates, split_row
 from core.progress import Progress, logged
 from core.tracking import registry
 from core.tracking.headline import backtest_headline
+from core.tracking.model_format import TRUSTED_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ MODEL_REQUIREMENTS = (
     "numpy",
     "pandas",
     "scipy",
-    "cloudpickle",
+    "skops",
     "pydantic",
 )
 
@@ -206,7 +207,10 @@ def _log_run(experiment_id: str, result: dict, parts: dict) -> tuple[str, str]:
             name="model",
             signature=_signature(feature_set),
             input_example=_input_example(X_test),
-            serialization_format="cloudpickle",
+            # Loads only trusted types (MLflow test-loads it with this list: a class missing
+            # from TRUSTED_TYPES fails here, named). Never a pickle: it runs code when loaded.
+            serialization_format="skops",
+            skops_trusted_types=list(TRUSTED_TYPES),
             pip_requirements=_requirements(),
         )
         if parts["calibration"] is not None:
