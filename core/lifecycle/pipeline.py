@@ -349,7 +349,11 @@ def gate(
     training, over several windows; the rules scored on the same windows), else the window."""
     if margin < 0:
         raise DpeError(f"the gate margin must be >= 0, not {margin}")
-    if metric in (challenger_backtest or {}) and metric in (rules_backtest or {}):
+    if (
+        challenger_backtest
+        and rules_backtest
+        and metric in challenger_backtest.keys() & rules_backtest.keys()
+    ):
         score, rules = challenger_backtest[metric], rules_backtest[metric]
         low, high = challenger_backtest[f"{metric}_min"], challenger_backtest[f"{metric}_max"]
         shown = f"back-test {metric} {score:.4f} ({low:.4f}–{high:.4f})"
