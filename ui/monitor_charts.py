@@ -136,16 +136,37 @@ def realised_chart(frame: pd.DataFrame) -> go.Figure:
     """Realised accuracy of the champion per scoring over time, inside (or not) the range of
     its back-test windows; the rules' accuracy and the label sets' coverage alongside."""
     fig = go.Figure()
-    band = frame.dropna(subset=["backtest_min", "backtest_max"])
-    if not band.empty:
+    # Each scoring's own range, as a whisker: the champion (and so its range) may change from
+    # one scoring to the next, so a band drawn between them would show ranges nobody promised.
+    ranged = frame.dropna(subset=["backtest_min", "backtest_max"])
+    if not ranged.empty:
         fig.add_trace(
             go.Scatter(
-                x=[*band["scored_at"], *band["scored_at"][::-1]],
-                y=[*band["backtest_max"], *band["backtest_min"][::-1]],
-                fill="toself",
-                fillcolor=BAND_COLOR,
-                line={"width": 0},
-                hoverinfo="skip",
+                x=ranged["scored_at"],
+                y=ranged["backtest_min"],
+                mode="markers",
+                marker={"size": 1, "color": BAND_COLOR},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (ranged["backtest_max"] - ranged["backtest_min"]).tolist(),
+                    "arrayminus": [0.0] * len(ranged),
+                    "color": BAND_COLOR,
+                    "thickness": 14,
+                    "width": 0,
+                },
+                hovertemplate="back-test accuracy %{y:.3f}–%{customdata:.3f}<extra></extra>",
+                customdata=ranged["backtest_max"],
+                showlegend=False,
+            )
+        )
+        square = {"symbol": "square", "size": 12, "color": BAND_COLOR}
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker=square,
                 name="back-test accuracy range (champion)",
             )
         )
@@ -188,7 +209,10 @@ def realised_chart(frame: pd.DataFrame) -> go.Figure:
         marker = {"size": 10, "color": FLAG_COLOR}
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=marker, name="flagged"))
     fig.update_yaxes(title="on the records that arrived", range=[0, 1.02])
-    fig.update_xaxes(title=None)
+    fig.update_xaxes(title=None, tickformat="%Y-%m-%d\n%H:%M")
+    if frame["scored_at"].nunique() == 1:  # one scoring: a day around it, not milliseconds
+        moment = frame["scored_at"].iloc[0]
+        fig.update_xaxes(range=[moment - pd.Timedelta(hours=12), moment + pd.Timedelta(hours=12)])
     fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0})
     layout(fig, "Realised performance of the champion as labels arrive", 420)
     fig.update_layout(margin={**LAYOUT["margin"], "t": 90})
