@@ -57,7 +57,7 @@ else:
     st.plotly_chart(monitor_charts.realised_chart(realised), key="monitor_realised")
     st.caption(
         "Each point: the champion scored on the labelled records a dataset version brought, "
-        "which it never saw. The band: the range of its back-test windows (what it promised); "
+        "which it never saw. The pale bar: its back-test windows' range (what it promised); "
         "a point below it is flagged. `python -m core performance` lists the scores."
     )
 
