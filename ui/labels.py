@@ -86,6 +86,7 @@ OTHER_LABELS = {
     "mean_set_size": "Mean set size",
     "warning": "Warning",
     "error": "Error",
+    "error_code": "Error code",
     "accuracy": "Accuracy",
     "macro_f1": "Macro-F1",
     "balanced_accuracy": "Balanced accuracy",

@@ -162,10 +162,12 @@ if agreement is not None:
             icon=":material/fact_check:",
         )
 if counts["rejected"]:
-    by_rule, rejected_rows = workbench.rejection_report(predicted)
-    st.markdown("**Why rows were rejected** (a row may break several rules)")
+    by_code, rejected_rows = workbench.rejection_report(predicted)
+    st.markdown("**Why rows were rejected** (a row may have several problems)")
     st.dataframe(
-        by_rule.rename(columns={"rule": "Rule", "rows": "Rows", "example": "Example"}),
+        by_code.rename(
+            columns={"code": "Code", "meaning": "Meaning", "rows": "Rows", "example": "Example"}
+        ),
         hide_index=True,
         key="batch_reasons",
     )
@@ -191,7 +193,7 @@ st.dataframe(
         },
         **{
             column: label(column)
-            for column in ("predicted_label", "label_set", "set_size", "error", "warning")
+            for column in ("predicted_label", "label_set", "set_size", *batch.TEXT_COLUMNS)
         },
     },
     key="batch_results",
@@ -213,5 +215,6 @@ st.download_button(
 st.caption(
     f"Predicted by champion v{answer['model_version']}: the input columns, then "
     "`predicted_label`, `proba_A`…`proba_G`, `label_set` (labels joined by `|`) and "
-    "`set_size`, `error` (empty when predicted) and `warning`."
+    "`set_size`, `error` (empty when predicted), `error_code` (its codes, joined by `|`) and "
+    "`warning`."
 )

@@ -3,11 +3,12 @@
 `predict_frame(champion, frame)` keeps every row: the input columns, then
 `predicted_label`, `proba_A`..`proba_G`, `label_set` (the labels kept at `DPE_SET_COVERAGE`,
 in A..G order joined by `|`, e.g. `C|D`; empty when the champion has no calibration) and
-`set_size`, `error` (the row was not predicted) and `warning` (it was, setting aside a
-category the model never saw). `predict_csv` does the same from a
-CSV to a CSV (UTF-8, `,`), reading `CHUNK_VECTORS` blocks of rows at a time through DuckDB,
-which also copies the columns a prediction does not read. Text cells a spreadsheet would
-run as formulas are neutralised in what is written (`core.data.csv_cells`).
+`set_size`, `error` (why the row was not predicted: messages joined by `; `), `error_code`
+(their codes, `core.data.validation.ERROR_CODES`, joined by `|` in the same order) and
+`warning` (it was, setting aside a category the model never saw). `predict_csv` does the
+same from a CSV to a CSV (UTF-8, `,`), reading `CHUNK_VECTORS` blocks of rows at a time
+through DuckDB, which also copies the columns a prediction does not read. Text cells a
+spreadsheet would run as formulas are neutralised in what is written (`core.data.csv_cells`).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 
 from core.data.csv_cells import safe_sql, safe_text_columns
 from core.data.feature_sets import FEATURE_SETS
-from core.data.schema import LABEL_COLUMN, LABELS, OFFICIAL_TO_SNAKE, RECORD_FIELDS, to_snake_case
-from core.data.validation import RowErrors, clean
+from core.data.schema import LABELS, RECORD_FIELDS, to_snake_case
+from core.data.validation import LABEL_FIELD, REJECT_FIELDS, Problem, RowErrors, RowWarnings, clean
 from core.errors import DpeError
 from core.modeling import conformal
 from core.progress import Progress, no_progress
@@ -40,9 +41,10 @@ PREDICTION_COLUMNS = (
     "label_set",
     "set_size",
     "error",
+    "error_code",
     "warning",
 )
-LABEL_FIELD = OFFICIAL_TO_SNAKE[LABEL_COLUMN]
+TEXT_COLUMNS = ("error", "error_code", "warning")  # empty when the row has none
 CHUNK_ROWS = 20_000  # rows predicted at a time: bounds memory, paces progress
 CHUNK_VECTORS = 10  # DuckDB vectors (2,048 rows each) read from a CSV at a time
 
@@ -118,7 +120,7 @@ def _predictions(
 
     # clean() checks only the record fields and the label for a prediction: give it those
     # (the other columns are kept as they came), which halves its time on ADEME's 63.
-    cleaned = clean(frame[checked_columns(frame.columns)]).reset_index(drop=True)
+    cleaned = clean(frame[checked_columns(frame.columns)], by_field=True).reset_index(drop=True)
     columns = {
         name: _object_column(cleaned[name])
         for name, spec in RECORD_FIELDS.items()
@@ -129,10 +131,15 @@ def _predictions(
         for name, spec in RECORD_FIELDS.items()
         if spec.kind != "category"
     }
-    errors = RowErrors(len(cleaned), initial=cleaned["reject_reason"].to_numpy(dtype=object))
-    warnings = RowErrors(len(cleaned))
+    errors, warnings = RowErrors(len(cleaned)), RowWarnings(len(cleaned))
+    for name in REJECT_FIELDS:
+        errors.add_found(
+            name,
+            cleaned[f"_code_{name}"].to_numpy(dtype=object),
+            cleaned[f"_reason_{name}"].to_numpy(dtype=object),
+        )
     champion.check(columns, floats, errors, warnings, number_checks={})  # clean() did the schema's
-    messages, warned = errors.joined(), warnings.joined()
+    messages, codes, warned = errors.messages(), errors.codes(), warnings.joined()
     valid = np.flatnonzero(pd.isna(messages))
     inputs = {**columns, **floats}
     proba = np.full((len(cleaned), len(LABELS)), np.nan)
@@ -151,10 +158,11 @@ def _predictions(
     result["label_set"] = np.where(kept.any(axis=1), conformal.set_texts(kept), "")
     result["set_size"] = pd.array(np.where(kept.any(axis=1), kept.sum(axis=1), None), "Int64")
     result["error"] = np.where(pd.isna(messages), "", messages)
+    result["error_code"] = np.where(pd.isna(codes), "", codes)
     result["warning"] = np.where(pd.isna(warned), "", warned)
     champion.hand_to_sink(
         inputs,
-        lambda: _results(labels, proba, kept, messages, warnings.rows),
+        lambda: _results(labels, proba, kept, messages, errors.rows, warnings.rows),
         source,
         client,
         request_id,
@@ -250,18 +258,26 @@ def _object_column(series: pd.Series) -> np.ndarray:
     return values
 
 
-def _results(labels, proba, kept, errors, warnings: dict[int, list[str]]) -> list[Prediction]:
+def _results(
+    labels,
+    proba,
+    kept,
+    messages,
+    problems: dict[int, list[Problem]],
+    warnings: dict[int, list[str]],
+) -> list[Prediction]:
     results = []
     sets = conformal.set_labels(kept)
-    rows = zip(labels, proba.tolist(), sets, errors, strict=True)
-    for row, (label, numbers, labels_kept, error) in enumerate(rows):
+    rows = zip(labels, proba.tolist(), sets, messages, strict=True)
+    for row, (label, numbers, labels_kept, message) in enumerate(rows):
         probabilities = None if label is None else dict(zip(LABELS, numbers, strict=True))
         results.append(
             Prediction(
                 label=label,
                 label_set=labels_kept or None,
                 probabilities=probabilities,
-                error=error,
+                error=message,
+                errors=problems.get(row, []),
                 warnings=warnings.get(row, []),
             )
         )
@@ -321,7 +337,7 @@ def _csv_ready(predicted: pd.DataFrame) -> pd.DataFrame:
     for column in PROBA_COLUMNS:
         out[column] = pd.array(out[column].to_numpy(dtype=float), dtype="Float64")
     out["set_size"] = pd.array(out["set_size"], dtype="Int64")
-    for column in ("label_set", "error", "warning"):
+    for column in ("label_set", *TEXT_COLUMNS):
         out[column] = out[column].replace("", None)
     return out
 
