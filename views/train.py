@@ -191,11 +191,13 @@ if windows:
         "windows, and the rules' mean on the same windows:"
     )
     rows = runs.headline_rows(metrics)
+    itself = result["model"] == "rules"  # the rules are not compared with themselves
     for column, row in zip(st.columns(len(rows)), rows, strict=True):
         column.metric(
             label(row["name"]),
             f"{row['mean']:.3f}",
-            f"{row['min']:.3f}–{row['max']:.3f} · rules {row['rules']:.3f}",
+            f"{row['min']:.3f}–{row['max']:.3f}"
+            + ("" if itself else f" · rules {row['rules']:.3f}"),
             delta_color="off",
             delta_arrow="off",
             chart_data=[window[row["name"]] for window in windows],

@@ -50,6 +50,8 @@ def run_pass(env: dict, source: str, **overrides: str) -> dict:
     return answer
 
 
+# Four passes, each training a challenger with its back-test: minutes on a loaded machine.
+@pytest.mark.timeout(900)
 def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server):
     with page_server(increment(900, seed=1)) as api:
         first = run_pass(env, api.url, **BUILDING_ONLY)
