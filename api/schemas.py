@@ -89,6 +89,14 @@ class RecordProblem(BaseModel):
 
 class Prediction(BaseModel):
     label: str | None = Field(description="A–G; null when the record could not be predicted")
+    label_set: list[str] | None = Field(
+        default=None,
+        description="the labels kept at coverage DPE_SET_COVERAGE (`set_coverage`), in A–G "
+        "order, the predicted label always among them: on records like those the champion "
+        "was calibrated on, at least that share of sets hold the true label (over records, "
+        "not for each one). Null when the record could not be predicted, or the champion "
+        "has no calibration (`set_note` says so)",
+    )
     probabilities: dict[str, float] | None = Field(description="per label, A to G")
     error: str | None = Field(
         default=None,
@@ -108,6 +116,12 @@ class Prediction(BaseModel):
 
 class PredictResponse(BaseModel):
     model_version: str
+    set_coverage: float | None = Field(
+        default=None, description="the coverage of the label sets; null without calibration"
+    )
+    set_note: str | None = Field(
+        default=None, description="why the predictions carry no label set (null when they do)"
+    )
     predictions: list[Prediction] = Field(description="one per record, in order")
 
     model_config = ConfigDict(
@@ -115,9 +129,12 @@ class PredictResponse(BaseModel):
             "examples": [
                 {
                     "model_version": "3",
+                    "set_coverage": 0.9,
+                    "set_note": None,
                     "predictions": [
                         {
                             "label": "C",
+                            "label_set": ["C", "D"],
                             "probabilities": PROBABILITIES_EXAMPLE,
                             "error": None,
                             "errors": [],
@@ -125,6 +142,7 @@ class PredictResponse(BaseModel):
                         },
                         {
                             "label": None,
+                            "label_set": None,
                             "probabilities": None,
                             "error": "Surface_utile=-3 must be > 0",
                             "errors": [

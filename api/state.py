@@ -59,7 +59,9 @@ class ServingState:
                 # sklearn), then with the engines checked: a cold start answers ~1 s sooner.
                 champions: Iterable[Champion]
                 if current is None:
-                    champions = serving_champions(manifest, store, self.sink)
+                    champions = serving_champions(
+                        manifest, store, self.sink, self.settings.set_coverage
+                    )
                 else:
                     champions = [
                         load_champion(self.settings, manifest, store=store, sink=self.sink)

@@ -210,6 +210,16 @@ class Settings(BaseSettings):
         default=True, description="The API's Prometheus `GET /metrics` (`false`: no metrics)."
     )
 
+    set_coverage: float = Field(
+        default=0.9,
+        gt=0,
+        lt=1,
+        description="Coverage of the label sets predictions carry: on records like the ones "
+        "the champion was calibrated on (newer than its training), at least this share of "
+        "sets hold the true label. Over records, not for each one; it degrades if the use of "
+        "the scales shifts, which is why the realised coverage is watched (dpe performance).",
+    )
+
     # Monitoring
     drift_psi_threshold: float = Field(
         default=0.2, description="PSI above which a feature may drift (with the test's p-value)."
@@ -246,6 +256,13 @@ class Settings(BaseSettings):
         "token (`host:<ip>`) counts for at most this many of its rows (a random sample): one "
         "client alone cannot make drift. Authenticated clients (`token:…`), the workbench and "
         "the CLI count whole, and so does the client a report is asked for (`--client`).",
+    )
+
+    performance_min_rows: int = Field(
+        default=30,
+        ge=1,
+        description="Labelled records a realised-performance score needs before it is "
+        "judged against the champion's back-test (fewer: shown, never flagged).",
     )
 
     # Lifecycle pipeline (core.lifecycle.pipeline): what a pass trains, and the gates it applies

@@ -39,6 +39,7 @@ from tooling.synth_location import (
     draw_location,
 )
 from tooling.synth_parts import (
+    ScaleShift,
     draw_building,
     draw_energies,
     draw_kind,
@@ -46,6 +47,7 @@ from tooling.synth_parts import (
     energy_columns,
     heating_column,
     sector_choice,
+    shift_scales,
 )
 from tooling.synth_tables import (
     API_INTEGER_TEXT,
@@ -68,15 +70,18 @@ def generate_records(
     *,
     sector_weights: dict[str, float] | None = None,
     surface_scale: float = 1.0,
+    scale_shift: ScaleShift | None = None,
 ) -> pd.DataFrame:
     """`n` synthetic records in the official 63-column format (official names and order).
 
     Text columns are object columns of str (null: None), number columns float64 (null: NaN).
     `sector_weights` replaces the sector distribution (any sector name, weights >= 0), and
     `surface_scale` multiplies every surface (the 100.0 placeholder too, so a shifted set
-    differs on every record): both make shifted data for drift tests.
+    differs on every record): both make shifted data for drift tests. `scale_shift` makes
+    the scale diagnosticians use change with the diagnostic date (`ScaleShift`); the
+    records are otherwise the same as without it.
     """
-    blocks = list(_blocks(n, seed, sector_weights, surface_scale))
+    blocks = list(_blocks(n, seed, sector_weights, surface_scale, scale_shift))
     if not blocks:
         return _empty_frame()
     return pd.concat(blocks, ignore_index=True)
@@ -90,10 +95,11 @@ def write_csv(
     chunk_rows: int = 200_000,
     sector_weights: dict[str, float] | None = None,
     surface_scale: float = 1.0,
+    scale_shift: ScaleShift | None = None,
 ) -> Path:
     """Write `generate_records(n, seed, ...)` as an ADEME CSV export (UTF-8, `,`, quoted
     where needed), `chunk_rows` records at a time so memory stays flat whatever `n`."""
-    blocks = _blocks(n, seed, sector_weights, surface_scale)
+    blocks = _blocks(n, seed, sector_weights, surface_scale, scale_shift)
     # Chunks are whole blocks, so the file is the same whatever chunk_rows.
     blocks_per_chunk = max(1, math.ceil(chunk_rows / BLOCK_ROWS))
     path = Path(path)
@@ -141,29 +147,34 @@ def to_api_pages(
 # ---------------------------------------------------------------------------------------
 
 
-def _blocks(n, seed, sector_weights, surface_scale) -> Iterator[pd.DataFrame]:
+def _blocks(n, seed, sector_weights, surface_scale, scale_shift) -> Iterator[pd.DataFrame]:
     """The records block by block; arguments are checked now, before any block is made."""
     if n < 0 or seed < 0:
         raise ValueError("n and seed must be >= 0")
     if not surface_scale > 0:
         raise ValueError("surface_scale must be > 0")
-    return _generate_blocks(n, seed, sector_choice(sector_weights), surface_scale)
+    return _generate_blocks(n, seed, sector_choice(sector_weights), surface_scale, scale_shift)
 
 
-def _generate_blocks(n, seed, sectors, surface_scale) -> Iterator[pd.DataFrame]:
+def _generate_blocks(n, seed, sectors, surface_scale, scale_shift) -> Iterator[pd.DataFrame]:
     for start in range(0, n, BLOCK_ROWS):
         rng = np.random.default_rng([seed, start // BLOCK_ROWS])
         rows = np.arange(start, min(n, start + BLOCK_ROWS), dtype=np.int64)
-        yield _block(rng, seed, rows, sectors, surface_scale)
+        yield _block(rng, seed, rows, sectors, surface_scale, scale_shift)
 
 
-def _block(rng, seed, rows, sectors, surface_scale) -> pd.DataFrame:
+def _block(rng, seed, rows, sectors, surface_scale, scale_shift) -> pd.DataFrame:
     n = len(rows)
     version, methode, status = draw_kind(rng, n)
     building = draw_building(rng, status, version, methode, sectors, surface_scale)
     energies = draw_energies(rng, status)
     performance = draw_performance(rng, status, methode, building, energies)
     dates = draw_dates(rng, version)
+    if scale_shift is not None:  # its own stream: every other value stays as without it
+        shift_rng = np.random.default_rng([seed, int(rows[0]) // BLOCK_ROWS, 1])
+        established = dates.columns["Date_établissement_DPE"]
+        sectors_drawn = building.columns["Secteur_activité"]
+        shift_scales(shift_rng, scale_shift, sectors_drawn, established, performance)
     location = draw_location(rng, n)
     columns = {
         **admin_columns(rng, seed, rows, version, methode, dates, location),

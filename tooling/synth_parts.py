@@ -1,6 +1,8 @@
 """Drawing the parts of a synthetic record: its kind, building, energies, consumption and
 labels (vectorised with numpy, one block of records at a time)."""
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr
@@ -10,7 +12,7 @@ from core.data.schema import (
     PERIODES,
     USAGES,
 )
-from core.modeling.scales import FAMILIES, LABELS, family_for_sector, label_index
+from core.modeling.scales import FAMILIES, LABELS, family_for_sector, label_index, sector_key
 from tooling.synth_tables import (
     AFTER_ELECTRICITY,
     AFTER_OTHER,
@@ -307,6 +309,43 @@ def _labels(rng, sector, conso, ges):
         label[mask] = letters[label_index(conso[mask], name).astype(int)]
         ges_label[mask] = letters[label_index(ges[mask], name, "ges").astype(int)]
     return label, ges_label
+
+
+@dataclass(frozen=True)
+class ScaleShift:
+    """Diagnosticians moving to another scale over time: a record of one of `sectors` (their
+    `sector_key`: "M", "autres tertiaires non erp"; None: every sector) is labelled on the
+    `toward` scale with a probability rising linearly with its diagnostic date, from 0 on
+    `start` to `share` on `end` (ISO dates); otherwise as usual."""
+
+    toward: str = "bureau_administration_enseignement"
+    share: float = 0.8
+    sectors: tuple[str, ...] | None = None
+    start: str = "2021-07-01"
+    end: str = "2024-02-13"
+
+    def __post_init__(self):
+        if self.toward not in FAMILIES or not 0 <= self.share <= 1:
+            raise ValueError("a ScaleShift goes toward one of the FAMILIES, with 0 <= share <= 1")
+
+
+def shift_scales(rng, shift: ScaleShift, sector, established, performance: dict) -> None:
+    """Relabel, in `performance`, the records `shift` moves to its scale by their date."""
+    days = np.asarray(established, dtype="datetime64[D]")
+    start, end = np.datetime64(shift.start, "D"), np.datetime64(shift.end, "D")
+    progress = np.clip((days - start) / max(end - start, np.timedelta64(1, "D")), 0.0, 1.0)
+    moved = rng.random(len(days)) < shift.share * progress
+    if shift.sectors is not None:
+        moved &= np.isin(np.array([sector_key(s) for s in sector], dtype=object), shift.sectors)
+    letters = np.asarray(LABELS, dtype=object)
+    for field, value, kind in (
+        ("Etiquette_DPE", "Conso_kWhep/m²/an", "energie"),
+        ("Etiquette_GES", "Emission_GES_kgCO2/m²/an", "ges"),
+    ):
+        rows = moved & ~np.isnan(performance[value])
+        performance[field][rows] = letters[
+            label_index(performance[value][rows], shift.toward, kind).astype(int)
+        ]
 
 
 def heating_column(rng, status, version, energies) -> dict:

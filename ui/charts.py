@@ -217,7 +217,34 @@ def metric_bars(frame: pd.DataFrame, metrics: list[str]) -> go.Figure:
     fig = px.bar(long, x="metric", y="value", color="run", barmode="group", text_auto=".3f")
     fig.update_yaxes(title=None)
     fig.update_xaxes(title=None)
-    return layout(fig, "Test metrics (log loss: lower is better)")
+    return layout(fig, "Time split (log loss: lower is better)")
+
+
+def backtest_bars(frame: pd.DataFrame) -> go.Figure:
+    """Runs side by side on records newer than their training: each back-test metric's mean
+    over the windows, its whiskers the windows' min and max (`frame`: run, metric, mean,
+    min, max)."""
+    fig = go.Figure()
+    for run, part in frame.groupby("run", sort=False):
+        fig.add_trace(
+            go.Bar(
+                name=str(run),
+                x=part["metric"].map(readable).tolist(),
+                y=part["mean"].tolist(),
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (part["max"] - part["mean"]).tolist(),
+                    "arrayminus": (part["mean"] - part["min"]).tolist(),
+                },
+                text=part["mean"].round(3).tolist(),
+                textposition="inside",
+            )
+        )
+    fig.update_layout(barmode="group")
+    fig.update_yaxes(title=None)
+    fig.update_xaxes(title=None)
+    return layout(fig, "Back-test: mean over the windows, whiskers from the worst to the best")
 
 
 def per_class_bars(frame: pd.DataFrame, metric: str) -> go.Figure:

@@ -1,6 +1,9 @@
 """Plotly figures of the Monitor page: drift per feature, a feature's distribution against
 the training data, and the volume of predictions logged."""
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -96,3 +99,121 @@ def volume_bars(counts: pd.DataFrame, period: str) -> go.Figure:
     count_axis(fig.update_yaxes, most, title="predictions")
     fig.update_xaxes(title=None)
     return layout(fig, f"Predictions per {period} and source", 320)
+
+
+FLAG_COLOR, RULES_COLOR, COVERAGE_COLOR, BAND_COLOR = "#e2001a", "#8a969e", "#1f7a4d", "#c6dbef"
+
+
+def realised_frame(scores: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """`core.monitoring.performance.history` (newest first) as one row per scoring, oldest
+    first: when, the dataset version, records, the champion's and the rules' accuracy, the
+    set coverage and size, the champion's back-test accuracy range, and whether flagged."""
+    rows = []
+    for score in reversed(scores):
+        backtest = (score.get("backtest") or {}).get("accuracy") or {}
+        champion, rules = score["champion"], score.get("rules") or {}
+        rows.append(
+            {
+                "scored_at": pd.Timestamp(score["scored_at"]),
+                "dataset_version": score["dataset_version"],
+                "model_version": score["model_version"],
+                "records": score["rows"],
+                "accuracy": champion.get("accuracy"),
+                "macro_f1": champion.get("macro_f1"),
+                "coverage": champion.get("coverage"),
+                "mean_set_size": champion.get("mean_set_size"),
+                "rules_accuracy": rules.get("accuracy"),
+                "backtest_min": backtest.get("min"),
+                "backtest_max": backtest.get("max"),
+                "flagged": score["flagged"],
+                "reason": score.get("reason") or "",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def realised_chart(frame: pd.DataFrame) -> go.Figure:
+    """Realised accuracy of the champion per scoring over time, inside (or not) the range of
+    its back-test windows; the rules' accuracy and the label sets' coverage alongside."""
+    fig = go.Figure()
+    # Each scoring's own range, as a whisker: the champion (and so its range) may change from
+    # one scoring to the next, so a band drawn between them would show ranges nobody promised.
+    ranged = frame.dropna(subset=["backtest_min", "backtest_max"])
+    if not ranged.empty:
+        fig.add_trace(
+            go.Scatter(
+                x=ranged["scored_at"],
+                y=ranged["backtest_min"],
+                mode="markers",
+                marker={"size": 1, "color": BAND_COLOR},
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (ranged["backtest_max"] - ranged["backtest_min"]).tolist(),
+                    "arrayminus": [0.0] * len(ranged),
+                    "color": BAND_COLOR,
+                    "thickness": 14,
+                    "width": 0,
+                },
+                hovertemplate="back-test accuracy %{y:.3f}–%{customdata:.3f}<extra></extra>",
+                customdata=ranged["backtest_max"],
+                showlegend=False,
+            )
+        )
+        square = {"symbol": "square", "size": 12, "color": BAND_COLOR}
+        fig.add_trace(
+            go.Scatter(
+                x=[None],
+                y=[None],
+                mode="markers",
+                marker=square,
+                name="back-test accuracy range (champion)",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=frame["scored_at"],
+            y=frame["accuracy"],
+            mode="lines+markers",
+            name="realised accuracy",
+            marker={
+                "size": 10,
+                "color": [FLAG_COLOR if flag else CURRENT_COLOR for flag in frame["flagged"]],
+                "line": {"width": 1, "color": "#333"},
+            },
+            line={"color": CURRENT_COLOR},
+            customdata=frame[["records", "model_version", "reason"]],
+            hovertemplate="%{x}<br>accuracy %{y:.3f} on %{customdata[0]} records<br>"
+            "champion v%{customdata[1]}<br>%{customdata[2]}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=frame["scored_at"],
+            y=frame["coverage"],
+            mode="lines+markers",
+            name="label sets' coverage",
+            line={"color": COVERAGE_COLOR, "dash": "dot"},
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=frame["scored_at"],
+            y=frame["rules_accuracy"],
+            mode="lines+markers",
+            name="rules' accuracy",
+            line={"color": RULES_COLOR, "dash": "dash"},
+        )
+    )
+    if frame["flagged"].any():  # a legend entry for the red markers
+        marker = {"size": 10, "color": FLAG_COLOR}
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", marker=marker, name="flagged"))
+    fig.update_yaxes(title="on the records that arrived", range=[0, 1.02])
+    fig.update_xaxes(title=None, tickformat="%Y-%m-%d\n%H:%M")
+    if frame["scored_at"].nunique() == 1:  # one scoring: a day around it, not milliseconds
+        moment = frame["scored_at"].iloc[0]
+        fig.update_xaxes(range=[moment - pd.Timedelta(hours=12), moment + pd.Timedelta(hours=12)])
+    fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0})
+    layout(fig, "Realised performance of the champion as labels arrive", 420)
+    fig.update_layout(margin={**LAYOUT["margin"], "t": 90})
+    return fig

@@ -64,6 +64,41 @@ def clear_runs() -> None:
     _experiments.clear()
 
 
+# The back-test headline's columns, as the Compare page names them.
+BACKTEST_LABELS = {
+    "macro_f1": "Back-test macro-F1",
+    "accuracy": "Back-test accuracy",
+    "coverage": "Set coverage",
+    "mean_set_size": "Mean set size",
+}
+HEADLINE_HELP = {
+    "accuracy": "Share of the window's records whose predicted label is right.",
+    "macro_f1": "F1 of each label, averaged with the same weight for every label.",
+    "coverage": "Share of the window's records whose label set holds the true label, at "
+    "coverage 0.90: it should be at least 0.90 if the records are like the calibration ones.",
+    "mean_set_size": "Labels per set: 1.00 when the model is sure of every record at that "
+    "coverage; 7 when it can say nothing.",
+}
+
+
+def headline_rows(metrics: dict) -> list[dict]:
+    """The back-test headline of a run's metrics, one row per metric (`BACKTEST_HEADLINE`):
+    name, mean, min, max over the windows and the rules' mean; empty without a back-test."""
+    from core.tracking.headline import BACKTEST_HEADLINE
+
+    return [
+        {
+            "name": name,
+            "mean": metrics[f"backtest_{name}"],
+            "min": metrics[f"backtest_{name}_min"],
+            "max": metrics[f"backtest_{name}_max"],
+            "rules": metrics.get(f"backtest_rules_{name}", float("nan")),
+        }
+        for name in BACKTEST_HEADLINE
+        if f"backtest_{name}" in metrics
+    ]
+
+
 def against_baseline(run: dict) -> str | None:
     """Where a with-consumption run stands against the rule baseline on its own test split,
     in words; None when the comparison does not apply (the rules themselves, another
@@ -79,15 +114,33 @@ def against_baseline(run: dict) -> str | None:
 
 
 def runs_table(runs: pd.DataFrame, champion_run: str | None) -> pd.DataFrame:
-    """The runs as the Compare page lists them: readable columns, best macro-F1 first, what
-    ranks them on the left (a narrow screen scrolls to the rest)."""
-    runs = runs.sort_values("macro_f1", ascending=False, na_position="last")
+    """The runs as the Compare page lists them: readable columns, best back-test macro-F1
+    first (its mean over the windows, then its range; runs logged before training
+    back-tested come last, by their time-split macro-F1), what ranks them on the left (a
+    narrow screen scrolls to the rest)."""
+    runs = runs.sort_values(
+        ["backtest_macro_f1", "macro_f1"], ascending=False, na_position="last", kind="stable"
+    )
     score = {name: pd.to_numeric(runs[name], errors="coerce").round(3) for name in HEADLINE}
+
+    def backtest(name: str, end: str = "") -> pd.Series:
+        return pd.to_numeric(runs[f"backtest_{name}{end}"], errors="coerce").round(3)
+
     table = pd.DataFrame(
         {
             "Champion": ["★" if run == champion_run else "" for run in runs["run_id"]],
             "Run": runs["run_id"].str[:8],
             "Model": runs["model"].map(model_label),
+            BACKTEST_LABELS["macro_f1"]: backtest("macro_f1"),
+            "Back-test range": [
+                "" if pd.isna(low) else f"{low:.3f}–{high:.3f}"
+                for low, high in zip(
+                    backtest("macro_f1", "_min"), backtest("macro_f1", "_max"), strict=True
+                )
+            ],
+            BACKTEST_LABELS["accuracy"]: backtest("accuracy"),
+            BACKTEST_LABELS["coverage"]: backtest("coverage"),
+            BACKTEST_LABELS["mean_set_size"]: backtest("mean_set_size"),
             label("macro_f1"): score["macro_f1"],
             "Baseline macro-F1": pd.to_numeric(runs["baseline_macro_f1"]).round(3),
         }

@@ -73,6 +73,25 @@ def official_answer(secteur: str | None, conso: float | None) -> dict | None:
     }
 
 
+def scale_explanation(pipeline, secteur: str | None, conso: float | None) -> dict | None:
+    """Why a scale-mixture champion (`sector-scale`) gives what it gives: per official scale,
+    the label it gives the consumption and the share of the sector's training labels that
+    followed it, most used first; and how many training records of the sector taught that
+    (0: a sector never seen, whose shares are the scales' use over all sectors). None for
+    other champions or without a consumption."""
+    from core.modeling.rules import ScaleMixtureClassifier
+
+    classifier = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
+    if conso is None or not isinstance(classifier, ScaleMixtureClassifier):
+        return None
+    shares, records = classifier.sector_shares(secteur)
+    rows = [
+        {"family": family, "label": scales.label_for(float(conso), family), "share": share}
+        for family, share in sorted(shares.items(), key=lambda item: -item[1])
+    ]
+    return {"rows": rows, "records": records}
+
+
 def out_of_bounds(name: str, value: float | None) -> str | None:
     """Why a number given for record field `name` is not valid (core's words:
     `Conso_kWhep/m²/an=-1 must be >= 0`), or None."""
@@ -176,7 +195,8 @@ def run_view(settings, run_id: str) -> dict:
 
 
 def compare_runs(settings, run_ids: list[str]) -> dict:
-    """Runs side by side: headline metrics (one row per run), per-class metrics (long:
+    """Runs side by side: the back-test headline (long: run, metric, mean, min, max; the
+    runs that have one), time-split metrics (one row per run), per-class metrics (long:
     run, label, metric, value) and parameters (one column per run)."""
     from core.tracking import registry
     from core.tracking.headline import HEADLINE
@@ -196,5 +216,18 @@ def compare_runs(settings, run_ids: list[str]) -> dict:
         ],
         columns=["run", "label", "metric", "value"],
     )
+    backtest = pd.DataFrame(
+        [
+            {"run": name, "metric": metric, **spread}
+            for name, d in zip(names, details, strict=True)
+            for metric, spread in (d["headline"] or {}).items()
+        ],
+        columns=["run", "metric", "mean", "min", "max"],
+    )
     params = pd.DataFrame({name: d["params"] for name, d in zip(names, details, strict=True)})
-    return {"metrics": metrics, "per_class": per_class, "params": params.sort_index()}
+    return {
+        "backtest": backtest,
+        "metrics": metrics,
+        "per_class": per_class,
+        "params": params.sort_index(),
+    }

@@ -119,6 +119,8 @@ if clicked:
         "name": upload.name,
         "predicted": predicted,
         "model_version": champion.model_version,
+        "set_coverage": champion.set_coverage,
+        "set_note": champion.set_note,
     }
 
 answer = st.session_state.get("batch_result")
@@ -128,11 +130,22 @@ if answer is None or answer["file_id"] != upload.file_id:
 predicted = answer["predicted"]
 counts = batch.summary(predicted)
 st.subheader("Validation report")
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("Rows", f"{counts['rows']:,}")
 c2.metric("Predicted", f"{counts['predicted']:,}")
 c3.metric("Rejected", f"{counts['rejected']:,}")
 c4.metric("Predicted with a warning", f"{counts['warned']:,}")
+size = counts["mean_set_size"]
+c5.metric(
+    "Mean label set size",
+    "—" if size is None else f"{size:.2f}",
+    help="Labels per set, at coverage "
+    + ("—" if answer["set_coverage"] is None else f"{answer['set_coverage']:.0%}")
+    + ": on records like the ones the champion was calibrated on, at least that share of "
+    "sets hold the true label. 1.00: a single label everywhere.",
+)
+if answer.get("set_note"):
+    st.caption(f"No label sets: {answer['set_note']}.")
 agreement = counts["agreement"]
 if agreement is not None:
     if agreement["n"]:
@@ -178,7 +191,10 @@ st.dataframe(
             column: st.column_config.NumberColumn(label(column), format="percent")
             for column in batch.PROBA_COLUMNS
         },
-        **{column: label(column) for column in ("predicted_label", *batch.TEXT_COLUMNS)},
+        **{
+            column: label(column)
+            for column in ("predicted_label", "label_set", "set_size", *batch.TEXT_COLUMNS)
+        },
     },
     key="batch_results",
 )
@@ -198,6 +214,7 @@ st.download_button(
 )
 st.caption(
     f"Predicted by champion v{answer['model_version']}: the input columns, then "
-    "`predicted_label`, `proba_A`…`proba_G`, `error` (empty when predicted), `error_code` "
-    "(its codes, joined by `|`) and `warning`."
+    "`predicted_label`, `proba_A`…`proba_G`, `label_set` (labels joined by `|`) and "
+    "`set_size`, `error` (empty when predicted), `error_code` (its codes, joined by `|`) and "
+    "`warning`."
 )

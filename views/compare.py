@@ -25,19 +25,29 @@ GROUPS = {
 }
 # Wide enough for each header: a narrow screen scrolls the table, never cuts a name.
 NUMBER_COLUMNS = {
-    name: st.column_config.NumberColumn(name, format="%.3f", width=width)
-    for name, width in (
-        ("Macro-F1", 80),
-        ("Baseline macro-F1", 140),
-        ("Accuracy", 80),
-        ("Balanced accuracy", 140),
-        ("Log loss", 75),
+    name: st.column_config.NumberColumn(name, format="%.3f", width=width, help=help_text)
+    for name, width, help_text in (
+        (
+            "Back-test macro-F1",
+            150,
+            "Mean over the back-test windows: what the model did on records newer than its "
+            "training, each window scored by a copy trained on the records before it.",
+        ),
+        ("Back-test accuracy", 150, None),
+        ("Set coverage", 110, "Back-test: share of label sets holding the true label (0.90)."),
+        ("Mean set size", 120, "Back-test: labels per set at coverage 0.90."),
+        ("Macro-F1", 80, "On the time split (the newest records, one window)."),
+        ("Baseline macro-F1", 140, None),
+        ("Accuracy", 80, None),
+        ("Balanced accuracy", 140, None),
+        ("Log loss", 75, None),
     )
 }
 COLUMNS = {
     **NUMBER_COLUMNS,
     "Champion": st.column_config.TextColumn("Champion", width=80),
     "Model": st.column_config.TextColumn("Model", width=190),
+    "Back-test range": st.column_config.TextColumn("Back-test range", width=120),
     "Against the rules": st.column_config.TextColumn("Against the rules", width=300),
     "Monotonicity violations": st.column_config.NumberColumn(
         "Monotonicity violations", format="%d", width=180
@@ -54,6 +64,19 @@ with st.container(border=True):
         metrics = manifest.get("metrics") or {}
         scores = ", ".join(
             f"{label} {metrics[name]:.3f}"
+            + (
+                f" ({metrics[name + '_min']:.3f}–{metrics[name + '_max']:.3f})"
+                if name.startswith("backtest_")
+                else ""
+            )
+            for name, label in (
+                ("backtest_macro_f1", "back-test macro-F1"),
+                ("backtest_accuracy", "accuracy"),
+                ("backtest_coverage", "set coverage"),
+            )
+            if isinstance(metrics.get(name), int | float)
+        ) or ", ".join(
+            f"{label} {metrics[name]:.3f} (time split)"
             for name, label in (("macro_f1", "macro-F1"), ("accuracy", "accuracy"))
             if isinstance(metrics.get(name), int | float)
         )
@@ -132,8 +155,10 @@ for leaking, (title, caption) in GROUPS.items():
 
 def describe(run_id: str) -> str:
     row = all_runs.loc[all_runs["run_id"] == run_id].iloc[0]
-    score = row.get("macro_f1")
-    score = f" · macro-F1 {score:.3f}" if pd.notna(score) else ""
+    score, where = row.get("backtest_macro_f1"), "back-test"
+    if pd.isna(score):
+        score, where = row.get("macro_f1"), "time split"
+    score = f" · macro-F1 {score:.3f} ({where})" if pd.notna(score) else ""
     crown = " ★ champion" if run_id == champion_run else ""
     return f"{model_label(row.get('model'))} · {row.get('features')}{score} · {run_id[:8]}{crown}"
 
@@ -151,7 +176,7 @@ if not backtests.empty:
 
 # --- side by side ------------------------------------------------------------------------
 st.subheader("Side by side")
-ranked = shown.sort_values("macro_f1", ascending=False, na_position="last")["run_id"].tolist()
+ranked = shown["run_id"].tolist()  # list_runs ranks them: back-test macro-F1 first
 selected = st.multiselect(
     "Runs to compare (2 or more)",
     ranked,
@@ -167,6 +192,8 @@ else:
     except DpeError as error:
         st.warning(str(error), icon=":material/warning:")
         st.stop()
+    if not comparison["backtest"].empty:
+        st.plotly_chart(charts.backtest_bars(comparison["backtest"]), key="compare_chart_backtest")
     metric_names = [m for m in HEADLINE if m in comparison["metrics"]]
     st.plotly_chart(
         charts.metric_bars(comparison["metrics"], metric_names), key="compare_chart_metrics"

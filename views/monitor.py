@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data import warehouse
 from core.errors import DpeError
-from core.monitoring import drift
+from core.monitoring import drift, performance
 from ui import api_metrics, frame, monitor_charts, status
 from ui.format import short
 from ui.labels import label
@@ -30,6 +30,38 @@ st.caption(
     f"drifts when its PSI exceeds {settings.drift_psi_threshold:g} **and** its test (chi² for "
     f"categories, Kolmogorov–Smirnov for numbers) gives p < {settings.drift_p_value:g}."
 )
+
+
+# --- realised performance: the champion scored on the labelled records as they arrive --------
+st.subheader("Realised performance")
+scores = performance.history(settings)
+if not scores:
+    st.info(
+        "No realised score yet: each lifecycle pass scores the champion on the labelled "
+        "records it brings before it retrains (`python -m core pipeline`); "
+        "`python -m core performance --score` scores it on what the current dataset version "
+        "added.",
+        icon=":material/inbox:",
+    )
+else:
+    realised = monitor_charts.realised_frame(scores)
+    newest = scores[0]
+    if newest["flagged"]:
+        st.warning(
+            f"Flagged on dataset `{short(newest['dataset_version'])}` "
+            f"({newest['rows']:,} labelled records): {newest['reason']}.",
+            icon=":material/notification_important:",
+        )
+    elif newest.get("reason"):
+        st.info(f"Newest score {newest['reason']}.", icon=":material/info:")
+    st.plotly_chart(monitor_charts.realised_chart(realised), key="monitor_realised")
+    st.caption(
+        "Each point: the champion scored on the labelled records a dataset version brought, "
+        "which it never saw. The pale bar: its back-test windows' range (what it promised); "
+        "a point below it is flagged. `python -m core performance` lists the scores."
+    )
+
+st.subheader("Drift")
 
 
 @st.cache_data(ttl=15, max_entries=16, show_spinner="Computing drift…")

@@ -100,6 +100,11 @@ if submitted:
         "scale_conso": scale_conso,
         "result": result,
         "model_version": champion.model_version,
+        "set_coverage": champion.set_coverage,
+        "set_note": champion.set_note,
+        "explanation": workbench.scale_explanation(
+            champion.pipeline, given.get("secteur_activite"), given.get("conso_kwhep_m2_an")
+        ),
     }
 
 answer = st.session_state.get("predict_result")
@@ -125,6 +130,17 @@ official = workbench.official_answer(record.get("secteur_activite"), answer["sca
 left, right = st.columns([3, 2])
 with left:
     st.subheader(f"Predicted label: {result['label']}")
+    if result.get("label_set"):
+        kept = " · ".join(result["label_set"])
+        st.markdown(
+            f"**Label set: {kept}** (coverage {answer['set_coverage']:.0%})",
+            help="On records like the ones the champion was calibrated on (newer than those it "
+            f"was trained on), at least {answer['set_coverage']:.0%} of such sets hold the true "
+            "label: over many records, not a promise for this one. One label: the champion is "
+            "sure at that level; several: any of them may be the label.",
+        )
+    elif answer.get("set_note"):
+        st.caption(f"No label set: {answer['set_note']}.")
     st.html(
         scale_html(
             result["label"],
@@ -156,6 +172,41 @@ else:
     st.caption(
         f"Enter the primary energy use ({CONSUMPTION_UNIT}) to see the label the official scale "
         "gives it and how far it is from the next better class."
+    )
+explanation = answer.get("explanation")
+if explanation:
+    used = [row for row in explanation["rows"] if row["share"] >= 0.01]
+    words = ", ".join(
+        f"**{row['label']}** under the « {FAMILY_LABELS[row['family']]} » scale" for row in used
+    )
+    top = used[0]
+    if explanation["records"]:
+        basis = (
+            f"this sector's labels followed « {FAMILY_LABELS[top['family']]} » in about "
+            f"{top['share']:.0%} of its {explanation['records']:,} training records"
+        )
+    else:
+        basis = (
+            "a sector the champion never saw: the shares are the scales' use over all sectors, "
+            "leaning to the one the regulation assigns it"
+        )
+    st.markdown(f"Which scale the diagnostician used decides the label: {words}; {basis}.")
+    st.dataframe(
+        [
+            {
+                "Scale": FAMILY_LABELS[row["family"]],
+                "Label": row["label"],
+                "Share of the sector's labels": row["share"],
+            }
+            for row in explanation["rows"]
+        ],
+        hide_index=True,
+        column_config={
+            "Share of the sector's labels": st.column_config.ProgressColumn(
+                format="percent", min_value=0.0, max_value=1.0
+            )
+        },
+        key="predict_scales",
     )
 st.caption(
     f"Answered by champion {manifest.get('registered_model', 'dpe')} "

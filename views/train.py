@@ -182,6 +182,31 @@ st.caption(
     f" · dataset `{short(result['dataset_version'])}` · {result['train_rows']:,} training rows, "
     f"{result['test_rows']:,} test rows ({tested})."
 )
+windows = result.get("backtest") or []
+if windows:
+    st.markdown(
+        f"**On records newer than its training**: back-test over {len(windows)} windows, "
+        f"{windows[0]['test_from']} to {windows[-1]['test_to']}, each scored by a copy "
+        "calibrated and trained on the records before it. The mean, its range over the "
+        "windows, and the rules' mean on the same windows:"
+    )
+    rows = runs.headline_rows(metrics)
+    itself = result["model"] == "rules"  # the rules are not compared with themselves
+    for column, row in zip(st.columns(len(rows)), rows, strict=True):
+        column.metric(
+            label(row["name"]),
+            f"{row['mean']:.3f}",
+            f"{row['min']:.3f}–{row['max']:.3f}"
+            + ("" if itself else f" · rules {row['rules']:.3f}"),
+            delta_color="off",
+            delta_arrow="off",
+            chart_data=[window[row["name"]] for window in windows],
+            chart_type="bar",
+            help=runs.HEADLINE_HELP[row["name"]],
+        )
+else:
+    st.caption("No back-test: the records have too few dates for one.")
+st.markdown("**On the time split** (the newest records, one window):")
 baseline = FEATURE_SETS[result["feature_set"]].baseline
 is_baseline = result["model"] == "rules" and baseline == "rules"
 for column, name in zip(st.columns(len(SHOWN)), SHOWN, strict=True):

@@ -164,7 +164,12 @@ async def predict(
         predictions = await run_in_threadpool(predict)
     # Serialised here with orjson: `Champion.predict` gives what PredictResponse describes
     # (labels, floats, texts), so FastAPI's validation on the way out would only cost time.
-    content = {"model_version": champion.model_version, "predictions": predictions}
+    content = {
+        "model_version": champion.model_version,
+        "set_coverage": champion.set_coverage,
+        "set_note": champion.set_note,
+        "predictions": predictions,
+    }
     return Response(orjson.dumps(content), media_type="application/json")
 
 
@@ -175,12 +180,15 @@ async def predict(
         status.HTTP_200_OK: {
             "content": {
                 "text/csv": {
-                    "example": "N°DPE,...,predicted_label,proba_A,...,error,error_code,warning\n"
+                    "example": "N°DPE,...,predicted_label,proba_A,...,label_set,set_size,error,"
+                    "error_code,warning\n"
                 }
             },
-            "description": "The input CSV plus predicted_label, proba_A..proba_G, error (empty "
-            "when predicted), error_code (its codes joined by `|`) and warning; UTF-8, "
-            "`,`-separated; counts in X-Rows, X-Predicted, X-Rejected.",
+            "description": "The input CSV plus predicted_label, proba_A..proba_G, label_set "
+            "(the labels kept at X-Set-Coverage, joined by `|`, e.g. `C|D`; empty without "
+            "calibration), set_size, error (empty when predicted), error_code (its codes joined "
+            "by `|`) and warning; UTF-8, `,`-separated; counts in X-Rows, X-Predicted, "
+            "X-Rejected.",
         },
         **ERRORS,
         status.HTTP_413_CONTENT_TOO_LARGE: {
@@ -236,6 +244,7 @@ def predict_csv(
         background=BackgroundTask(shutil.rmtree, tmp, ignore_errors=True),
         headers={
             "X-Model-Version": champion.model_version,
+            **({"X-Set-Coverage": str(champion.set_coverage)} if champion.set_coverage else {}),
             **{f"X-{key.title()}": str(counts[key]) for key in ("rows", "predicted", "rejected")},
         },
     )

@@ -38,6 +38,7 @@ COMMANDS = {
     "sync": "core.cli.sync",
     "predict": "core.cli.predict",
     "drift": "core.cli.drift",
+    "performance": "core.cli.performance",
     "pipeline": "core.cli.pipeline",
     "pipeline-step": "core.cli.pipeline",
     "api": "core.cli.serve",

@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 def add_cli(subparsers) -> None:
     parser = subparsers.add_parser("predict", help="predict the labels of a CSV with the champion")
     parser.add_argument("--input", required=True, help="CSV of records (ADEME or snake_case names)")
-    parser.add_argument("--output", required=True, help="CSV to write: input + prediction columns")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="CSV to write: the input, then predicted_label, proba_A..proba_G, label_set (the "
+        "labels kept at DPE_SET_COVERAGE joined by |, e.g. C|D), set_size, error, warning",
+    )
     parser.set_defaults(run=_predict_command)
 
 
@@ -38,6 +43,8 @@ def _predict_command(args, settings: Settings) -> dict:
     return {
         **counts,
         "model_version": champion.model_version,
+        "set_coverage": champion.set_coverage,
+        "set_note": champion.set_note,
         "output": str(output),
         "seconds": round(time.perf_counter() - started, 2),
     }

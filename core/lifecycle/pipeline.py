@@ -3,7 +3,11 @@
 extract -> validate -> train -> evaluate -> gate_and_promote -> monitor. Each step takes the
 settings and the `PassState` the step before returned and returns it completed. After a
 final decision (`no_new_data`, `waiting`, `refused_data`) the steps up to `monitor` pass
-the state on unchanged; `monitor` records the decision (an MLflow run).
+the state on unchanged; `monitor` records the decision (an MLflow run). Before it trains,
+`train` scores the serving champion on the labelled records the pass brought (realised
+performance, `core.monitoring.performance`); the gate judges a challenger against the
+baseline on its back-test (the mean over windows of records newer than their training),
+not one window.
 
 A pass is resumable: its state is saved after every step (`core.lifecycle.pipeline_log`),
 and a run finding an unfinished pass (killed, or failed: MLflow down, a timeout) continues
@@ -32,6 +36,7 @@ from core.lifecycle import data_gate, pipeline_log
 from core.modeling import evaluate
 from core.modeling.models import DEFAULT_MODELS, build_pipeline
 from core.progress import Progress, logged, no_progress
+from core.tracking.headline import BACKTEST_HEADLINE
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,9 @@ class PassState:
         default_factory=lambda: {"challenger": None, "champion": None, "rules": None}
     )
     challenger_run_id: str | None = None
+    # The serving champion on the labelled records this pass brought, before it retrains
+    # (`core.monitoring.performance.Realised`); None without a champion.
+    realised: dict | None = None
     champion_before: dict | None = None
     champion_after: dict | None = None
     drift: dict = field(default_factory=lambda: {"flagged": []})
@@ -191,13 +199,35 @@ def validate(settings: Settings, state: PassState, progress: Progress = no_progr
 # --- 3. train -----------------------------------------------------------------------------
 
 
+def realised(settings: Settings, state: PassState) -> PassState:
+    """The serving champion scored on the labelled records the pass brought, which it never
+    saw, and kept (`dpe performance`, the Monitor page); a score below the champion's
+    back-test range is one of the pass's reasons. Nothing without a champion."""
+    from core.monitoring import performance
+    from core.storage import Store
+    from core.tracking import champion_store
+
+    if champion_store.current(Store(settings)) is None:
+        return state
+    found = performance.score_version(settings, state.dataset_version)
+    performance.record(settings, found)
+    reasons = state.reasons
+    if found["flagged"]:
+        reasons = [*reasons, f"the champion's {found['reason']}"]
+    return replace(state, realised=dict(found), reasons=reasons)
+
+
 def train(settings: Settings, state: PassState, progress: Progress = no_progress) -> PassState:
-    """A challenger trained on everything older than the evaluation window (the newest
+    """The champion's realised performance on the new records (`realised`); then a
+    challenger trained on everything older than the evaluation window (the newest
     `pipeline_window_share` of the labelled records, quarantined ones left out), scored on
-    the window."""
+    the window, with its back-test and the rules' on the same windows."""
     if state.decision:
         return state
     from core.modeling import train as training  # MLflow and sklearn: only for passes that train
+
+    progress(0.0, "scoring the champion on the new labelled records")
+    state = realised(settings, state)
 
     features = feature_set(settings.pipeline_features).name
     model = settings.pipeline_model or DEFAULT_MODELS[features]
@@ -213,7 +243,12 @@ def train(settings: Settings, state: PassState, progress: Progress = no_progress
         split="time",
     )
     window = {"from": result["test_from"], "to": result["test_to"], "rows": result["test_rows"]}
-    scores = {**state.scores, "challenger": _headline(result["metrics"])}
+    scores = {
+        **state.scores,
+        "challenger": _headline(result["metrics"]),
+        "challenger_backtest": _backtest(result["metrics"], ""),
+        "rules_backtest": _backtest(result["metrics"], "rules_"),
+    }
     return replace(
         state,
         feature_set=features,
@@ -226,6 +261,15 @@ def train(settings: Settings, state: PassState, progress: Progress = no_progress
 
 def _headline(found: dict) -> dict:
     return {name: found[name] for name in evaluate.HEADLINE if name in found}
+
+
+def _backtest(found: dict, who: str) -> dict | None:
+    """A run's back-test headline, flat: `name` (the mean over the windows), `name_min`,
+    `name_max`; `who` "rules_" for the rules on the same windows. None without a back-test."""
+    keys = [name + end for name in BACKTEST_HEADLINE for end in ("", "_min", "_max")]
+    return {
+        key: found[f"backtest_{who}{key}"] for key in keys if f"backtest_{who}{key}" in found
+    } or None
 
 
 # --- 4. evaluate --------------------------------------------------------------------------
@@ -281,21 +325,36 @@ def evaluate_models(
 
 
 def gate(
-    challenger: dict, champion: dict | None, baseline: dict, metric: str, margin: float
+    challenger: dict,
+    champion: dict | None,
+    baseline: dict,
+    metric: str,
+    margin: float,
+    challenger_backtest: dict | None = None,
+    rules_backtest: dict | None = None,
 ) -> tuple[str, str]:
-    """The decision on the window's scores, and why: promote only a challenger that beats
-    the baseline and, when there is a champion, beats it by at least `margin`."""
+    """The decision, and why: promote only a challenger that beats the baseline and, when
+    there is a champion, beats it on the window by at least `margin`. Against the baseline,
+    the challenger's back-test mean when it has one for `metric` (records newer than their
+    training, over several windows; the rules scored on the same windows), else the window."""
     if margin < 0:
         raise DpeError(f"the gate margin must be >= 0, not {margin}")
-    score, rules = challenger[metric], baseline[metric]
+    if (
+        challenger_backtest
+        and rules_backtest
+        and metric in challenger_backtest.keys() & rules_backtest.keys()
+    ):
+        score, rules = challenger_backtest[metric], rules_backtest[metric]
+        low, high = challenger_backtest[f"{metric}_min"], challenger_backtest[f"{metric}_max"]
+        shown = f"back-test {metric} {score:.4f} ({low:.4f}–{high:.4f})"
+    else:
+        score, rules = challenger[metric], baseline[metric]
+        shown = f"{metric} {score:.4f}"
     if not score > rules:
-        return "kept", f"challenger {metric} {score:.4f} does not beat the baseline's {rules:.4f}"
+        return "kept", f"challenger {shown} does not beat the baseline's {rules:.4f}"
     if champion is None:
-        return (
-            "first_champion",
-            f"no champion yet; challenger {metric} {score:.4f} > baseline {rules:.4f}",
-        )
-    held = champion[metric]
+        return "first_champion", f"no champion yet; challenger {shown} > baseline {rules:.4f}"
+    score, held = challenger[metric], champion[metric]
     if score > held and score >= held + margin:
         return (
             "promoted",
@@ -321,6 +380,8 @@ def gate_and_promote(
         state.scores["rules"],
         settings.gate_metric,
         settings.gate_margin,
+        state.scores.get("challenger_backtest"),
+        state.scores.get("rules_backtest"),
     )
     after = state.champion_before
     if decision in ("first_champion", "promoted"):

@@ -1,10 +1,12 @@
 """Back-test: how a model family would have done on records newer than its training.
 
-Rolling origin: the newest `SPAN` of the labelled records (by `core.modeling.splits.record_dates`)
-is cut into `windows` consecutive windows; for each, the family (its default
-hyper-parameters, no search) trains on every record older than the window and is scored
-on the window, and so is the rule model. One MLflow run (tag `kind=backtest`) holds the
-per-window metrics (step = window number), their means and a figure.
+Rolling origin (`core.modeling.evaluate.window_scores`): the newest `SPAN` of the labelled
+records (by `core.modeling.splits.record_dates`) is cut into `windows` consecutive windows;
+for each, the family (its default hyper-parameters, no search) is calibrated and trained on
+every record older than the window and scored on the window: accuracy, macro-F1, and its
+label sets' coverage and mean size at `evaluate.SET_COVERAGE`; so is the rule model. One
+MLflow run (tag `kind=backtest`) holds the per-window metrics (step = window number), their
+means and a figure. `train` runs the same back-test with the hyper-parameters it chose.
 """
 
 import logging
@@ -13,25 +15,23 @@ from dataclasses import asdict, dataclass, replace
 import mlflow
 import numpy as np
 from matplotlib.figure import Figure
-from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
 
 from core.config import Settings
 from core.data import quarantine, warehouse
 from core.data.feature_sets import feature_set as get_feature_set
-from core.errors import DpeError
+from core.modeling import evaluate
 from core.modeling.models import build_pipeline, check_family
-from core.modeling.splits import time_order
+from core.modeling.splits import SPAN, WINDOWS
 from core.modeling.train import SEED, labelled_dates, labelled_rows
 from core.progress import Progress, logged
 from core.tracking import registry
+from core.tracking.headline import BACKTEST_HEADLINE
 
 log = logging.getLogger(__name__)
 
-WINDOWS = 4
-SPAN = 0.5  # the newest half of the records is tested, window by window
-MEAN_METRICS = ("mean_accuracy", "mean_macro_f1", "rules_mean_accuracy", "rules_mean_macro_f1")
-WINDOW_METRICS = ("accuracy", "macro_f1", "rules_accuracy", "rules_macro_f1")
+WINDOW_METRICS = tuple(f"{who}{name}" for who in ("", "rules_") for name in BACKTEST_HEADLINE)
+MEAN_METRICS = tuple(f"{who}mean_{name}" for who in ("", "rules_") for name in BACKTEST_HEADLINE)
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,12 @@ class Window:
     test_to: str
     accuracy: float
     macro_f1: float
+    coverage: float  # of the label sets at evaluate.SET_COVERAGE
+    mean_set_size: float
     rules_accuracy: float
     rules_macro_f1: float
+    rules_coverage: float
+    rules_mean_set_size: float
 
 
 @dataclass(frozen=True)
@@ -57,26 +61,12 @@ class BacktestResult:
     windows: list[Window]
     mean_accuracy: float
     mean_macro_f1: float
+    mean_coverage: float
+    mean_mean_set_size: float
     rules_mean_accuracy: float
     rules_mean_macro_f1: float
-
-
-def window_bounds(dates, windows: int, span: float = SPAN) -> list[tuple[int, int]]:
-    """(start, end) positions in time order (`time_order(dates)`) of each test window:
-    consecutive, covering the newest `span` of the rows, never splitting a date."""
-    ordered = dates.iloc[time_order(dates)].reset_index(drop=True)
-    n = len(ordered)
-    cuts = np.linspace(n - round(span * n), n, windows + 1).round().astype(int)
-    bounds = []
-    for cut in cuts[:-1]:
-        while 0 < cut < n and ordered.iloc[cut - 1] == ordered.iloc[cut]:
-            cut -= 1  # the whole day goes to the later window
-        bounds.append(int(cut))
-    bounds = sorted(set(bounds)) + [n]
-    found = [(start, end) for start, end in zip(bounds, bounds[1:], strict=False) if start > 0]
-    if len(found) < 2:
-        raise DpeError(f"too few distinct dates among {n} records for a back-test")
-    return found
+    rules_mean_coverage: float
+    rules_mean_mean_set_size: float
 
 
 def backtest(
@@ -97,38 +87,17 @@ def backtest(
     info, frame = warehouse.load_dataset(settings, dataset_version)
     frame = quarantine.for_training(settings, frame)  # refused records: out of training
     X, y = labelled_rows(frame, feature_set)
-    dates = labelled_dates(frame)
-    order, bounds = time_order(dates), window_bounds(dates, windows)
-    scored = []
-    for number, (start, end) in enumerate(bounds, 1):
-        report((number - 1) / (len(bounds) + 1), f"window {number}/{len(bounds)}")
-        rows = (order[:start], order[start:end])
-        models = {
-            "": build_pipeline(model, feature_set, seed).set_params(**(params or {})),
-            "rules_": build_pipeline("rules", feature_set),
-        }
-        scores = {
-            f"{prefix}{metric}": value
-            for prefix, candidate in models.items()
-            for metric, value in fit_and_score(candidate, X, y, *rows).items()
-        }
-        test_dates = dates.iloc[rows[1]]
-        scored.append(
-            Window(
-                number,
-                len(rows[0]),
-                len(rows[1]),
-                test_dates.min().date().isoformat(),
-                test_dates.max().date().isoformat(),
-                **scores,
-            )
-        )
+    pipeline = build_pipeline(model, feature_set, seed).set_params(**(params or {}))
+    report(0.1, f"{windows} windows, each calibrated and trained on the records before it")
+    with threadpool_limits(1):
+        found = evaluate.window_scores(pipeline, feature_set, X, y, labelled_dates(frame), windows)
+    scored = [Window(**window) for window in found]
     means = {
-        f"{prefix}mean_{metric}": float(np.mean([getattr(w, prefix + metric) for w in scored]))
-        for prefix in ("", "rules_")
-        for metric in ("accuracy", "macro_f1")
+        f"{who}mean_{name}": float(np.mean([getattr(w, who + name) for w in scored]))
+        for who in ("", "rules_")
+        for name in BACKTEST_HEADLINE
     }
-    report(len(bounds) / (len(bounds) + 1), "logging the back-test to MLflow")
+    report(0.9, "logging the back-test to MLflow")
     result = BacktestResult(
         "", settings.experiment_name, info["version"], feature_set, model, scored, **means
     )
@@ -136,17 +105,6 @@ def backtest(
         run_id = _log_run(settings, result)
     report(1.0, f"run {run_id}: mean macro-F1 {result.mean_macro_f1:.3f}")
     return replace(result, run_id=run_id)
-
-
-def fit_and_score(model, X, y, train: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    """Fit `model` on the rows `train`, score it on the rows `test`."""
-    with threadpool_limits(1):
-        model.fit(X.iloc[train], y[train])
-        predicted = model.predict(X.iloc[test])
-    return {
-        "accuracy": float(accuracy_score(y[test], predicted)),
-        "macro_f1": float(f1_score(y[test], predicted, average="macro", zero_division=0)),
-    }
 
 
 def _log_run(settings: Settings, result: BacktestResult) -> str:
@@ -166,6 +124,7 @@ def _log_run(settings: Settings, result: BacktestResult) -> str:
                 "features": result.feature_set,
                 "windows": len(result.windows),
                 "span": SPAN,
+                "set_coverage": evaluate.SET_COVERAGE,
             }
         )
         mlflow.log_metrics({name: getattr(result, name) for name in MEAN_METRICS})
@@ -179,15 +138,6 @@ def _log_run(settings: Settings, result: BacktestResult) -> str:
 
 
 def backtest_figure(result: BacktestResult) -> Figure:
-    fig = Figure(figsize=(7, 4))
-    ax = fig.subplots()
-    numbers = [w.window for w in result.windows]
-    ax.plot(numbers, [w.macro_f1 for w in result.windows], marker="o", label=result.model)
-    ax.plot(numbers, [w.rules_macro_f1 for w in result.windows], marker="s", label="rules")
-    ax.set_xticks(numbers, [f"{w.test_from}\n{w.test_to}" for w in result.windows], fontsize=8)
-    ax.set_ylabel("macro-F1 on the window")
-    ax.set_title(f"Back-test: {result.model} on {result.feature_set}, trained on earlier records")
-    ax.set_ylim(0, 1)
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return evaluate.windows_figure(
+        [asdict(window) for window in result.windows], result.model, result.feature_set
+    )

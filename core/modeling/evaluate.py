@@ -1,15 +1,25 @@
-"""Test-split metrics, baselines and figures of a fitted model.
+"""Test-split metrics, baselines, label-set scores, the rolling back-test and figures.
 
 Metrics are flat `{name: float}` dicts, as MLflow logs them: the headline ones
 (accuracy, macro_f1, balanced_accuracy, log_loss, ece) and, per label, precision_X,
 recall_X, f1_X and support_X, so class imbalance is visible next to the averages.
 With the consumption, `monotonicity_violations`: how often raising only the consumption
 gives a better label (`non_monotone`).
+
+Scores that predict the future (`calibration_of`, `set_scores`, `window_scores`): a model is
+calibrated on the newest part of its training rows by a copy fitted on the older part
+(`core.modeling.conformal`), then fitted on all of them; it is scored on records newer than
+any it saw (the time split's test records, each back-test window): accuracy, macro-F1, and
+its label sets' coverage and mean size at `SET_COVERAGE`.
 """
+
+import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.base import clone
 from sklearn.dummy import DummyClassifier
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import (
@@ -24,10 +34,14 @@ from sklearn.metrics import (
 
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS
-from core.modeling.models import build_pipeline
-from core.tracking.headline import HEADLINE
+from core.errors import DpeError
+from core.modeling import conformal
+from core.modeling.models import build_pipeline, label_index_from_proba
+from core.modeling.splits import newest_cut, time_order, window_bounds
+from core.tracking.headline import BACKTEST_HEADLINE, HEADLINE
 
 CALIBRATION_BINS = 10
+SET_COVERAGE = conformal.DEFAULT_COVERAGE  # what runs score label sets at
 # kWhEP/m²/an, 5-unit steps across every scale's bounds (all multiples of 5, the highest
 # 1,130): the grid a building's consumption is raised over to check monotonicity.
 CONSUMPTIONS = np.arange(0.0, 1500.0, 5.0)
@@ -172,3 +186,127 @@ def importance_figure(importance: pd.Series) -> Figure:
     ax.set_title("Field importance (permutation, test split)")
     fig.tight_layout()
     return fig
+
+
+# --- Scores that predict the future: label sets, calibration, the rolling back-test ---------
+
+
+def proba_of(model, X) -> np.ndarray:
+    """`model.predict_proba(X)` as columns A..G (a label the model never saw: 0)."""
+    proba = model.predict_proba(X)
+    full = np.zeros((len(proba), len(LABELS)))
+    full[:, [LABELS.index(str(label)) for label in model.classes_]] = proba
+    return full
+
+
+def calibration_of(
+    model, feature_set: str, X: pd.DataFrame, y, dates: pd.Series, share: float | None = None
+):
+    """The calibration of `model` on `feature_set` (fitted or not: a clone is fitted): fitted
+    on all but the newest `share` of the rows by date (`conformal.CALIBRATION_SHARE`), scored
+    on those, in the feature set's doubt groups (`conformal.doubt_for`)."""
+    share = conformal.CALIBRATION_SHARE if share is None else share
+    dates = dates.reset_index(drop=True)
+    order = time_order(dates)
+    cut = newest_cut(dates, order, max(1, round(share * len(order))))
+    if cut == 0:
+        raise DpeError(f"cannot calibrate label sets: all {len(order)} training rows share a date")
+    fit_rows, calibration_rows = order[:cut], order[cut:]
+    y = np.asarray(y)
+    fitted = clone(model).fit(X.iloc[fit_rows], y[fit_rows])
+    proba = proba_of(fitted, X.iloc[calibration_rows])
+    return conformal.calibrate(
+        proba,
+        label_indices(y[calibration_rows]),
+        doubt=conformal.doubt_for(feature_set),
+        calibrated_from=_day(dates.iloc[calibration_rows].min()),
+        calibrated_to=_day(dates.iloc[calibration_rows].max()),
+        fitted_to=_day(dates.iloc[fit_rows].max()),
+    )
+
+
+def set_scores(model, calibration, X, y, coverage: float = SET_COVERAGE) -> dict[str, float]:
+    """Accuracy, macro-F1 and the label sets' coverage and mean size of a fitted model."""
+    proba = proba_of(model, X)
+    predicted = label_index_from_proba(model, proba)
+    kept = calibration.at(coverage).label_sets(proba, predicted)
+    truth = label_indices(y)
+    return {
+        "accuracy": float(accuracy_score(truth, predicted)),
+        "macro_f1": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        **conformal.coverage_and_size(kept, truth),
+    }
+
+
+def window_scores(
+    model, feature_set: str, X: pd.DataFrame, y, dates: pd.Series, windows: int
+) -> list[dict]:
+    """The rolling-origin back-test of `model` (unfitted, or fitted: it is cloned): for each
+    window of `splits.window_bounds`, calibrated and fitted on every older record, scored on
+    the window (`set_scores`), the rule model alongside (`rules_*`)."""
+    dates = dates.reset_index(drop=True)
+    y = np.asarray(y)
+    order = time_order(dates)
+    found = []
+    for number, (start, end) in enumerate(window_bounds(dates, windows), 1):
+        before, window = order[:start], order[start:end]
+        row: dict[str, Any] = {
+            "window": number,
+            "train_rows": len(before),
+            "test_rows": len(window),
+            "test_from": _day(dates.iloc[window].min()),
+            "test_to": _day(dates.iloc[window].max()),
+        }
+        for prefix, candidate in (("", model), ("rules_", build_pipeline("rules", feature_set))):
+            fit_X, fit_y, fit_dates = X.iloc[before], y[before], dates.iloc[before]
+            calibration = calibration_of(candidate, feature_set, fit_X, fit_y, fit_dates)
+            fitted = clone(candidate).fit(fit_X, fit_y)
+            scores = set_scores(fitted, calibration, X.iloc[window], y[window])
+            row.update({prefix + name: value for name, value in scores.items()})
+        found.append(row)
+    return found
+
+
+def windows_figure(windows: list[dict], model: str, feature_set: str) -> Figure:
+    """Macro-F1 and the label sets' coverage per window, the rules' alongside."""
+    fig = Figure(figsize=(7, 4))
+    ax = fig.subplots()
+    numbers = [w["window"] for w in windows]
+    ax.plot(numbers, [w["macro_f1"] for w in windows], marker="o", label=f"{model} macro-F1")
+    ax.plot(numbers, [w["rules_macro_f1"] for w in windows], marker="s", label="rules macro-F1")
+    ax.plot(
+        numbers,
+        [w["coverage"] for w in windows],
+        marker="^",
+        linestyle="--",
+        label=f"{model} set coverage (target {SET_COVERAGE:.0%})",
+    )
+    ax.set_xticks(numbers, [f"{w['test_from']}\n{w['test_to']}" for w in windows], fontsize=8)
+    ax.set_ylabel("on the window")
+    ax.set_title(f"Back-test: {model} on {feature_set}, trained on earlier records")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def backtest_summary(windows: list[dict]) -> dict[str, float]:
+    """The back-test headline as metrics: for the model and the rules, each of
+    `BACKTEST_HEADLINE`'s mean over the windows, its min and its max
+    (`backtest_accuracy`, `backtest_accuracy_min`, ..., `backtest_rules_accuracy`...)."""
+    summary = {}
+    for prefix in ("", "rules_"):
+        for name in BACKTEST_HEADLINE:
+            values = [w[prefix + name] for w in windows if not math.isnan(w[prefix + name])]
+            if not values:
+                continue
+            key = f"backtest_{prefix}{name}"
+            summary[key] = float(np.mean(values))
+            summary[f"{key}_min"] = float(np.min(values))
+            summary[f"{key}_max"] = float(np.max(values))
+    summary["backtest_windows"] = float(len(windows))
+    return summary
+
+
+def _day(value) -> str | None:
+    return None if pd.isna(value) else pd.Timestamp(value).date().isoformat()

@@ -34,7 +34,7 @@ from core.errors import DpeError
 from core.modeling import scales
 from core.modeling.encoding import PLACEHOLDERS
 from core.modeling.features import RecordEncoder, Records, columns_of
-from core.modeling.rules import RuleClassifier, SectorScaleClassifier
+from core.modeling.rules import RuleClassifier, ScaleMixtureClassifier
 from core.modeling.scales import LABELS
 
 FAMILIES = ("rules", "sector-scale", "logreg", "rf", "hgb", "scale")
@@ -303,7 +303,7 @@ def _classifier(family: str, seed: int):
     if family == "rules":
         return RuleClassifier()
     if family == "sector-scale":
-        return SectorScaleClassifier()
+        return ScaleMixtureClassifier()
     if family == "logreg":
         logreg = LogisticRegression(class_weight="balanced", max_iter=2000)
         return Pipeline([("scale", StandardScaler()), ("logreg", logreg)])

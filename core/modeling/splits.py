@@ -17,6 +17,8 @@ from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit, train_test
 from core.errors import DpeError
 
 SPLITS = ("time", "random")
+WINDOWS = 4  # back-test windows
+SPAN = 0.5  # the newest half of the records is tested, window by window
 DATE_FIELDS = ("date_etablissement_dpe", "date_reception_dpe")
 
 
@@ -68,6 +70,24 @@ def newest_cut(dates: pd.Series, order: np.ndarray, size: int) -> int:
     while cut > 0 and ordered.iloc[cut - 1] == ordered.iloc[cut]:
         cut -= 1  # the whole first test day goes to the test side
     return cut
+
+
+def window_bounds(dates, windows: int, span: float = SPAN) -> list[tuple[int, int]]:
+    """(start, end) positions in time order (`time_order(dates)`) of each test window:
+    consecutive, covering the newest `span` of the rows, never splitting a date."""
+    ordered = dates.iloc[time_order(dates)].reset_index(drop=True)
+    n = len(ordered)
+    cuts = np.linspace(n - round(span * n), n, windows + 1).round().astype(int)
+    bounds = []
+    for cut in cuts[:-1]:
+        while 0 < cut < n and ordered.iloc[cut - 1] == ordered.iloc[cut]:
+            cut -= 1  # the whole day goes to the later window
+        bounds.append(int(cut))
+    bounds = sorted(set(bounds)) + [n]
+    found = [(start, end) for start, end in zip(bounds, bounds[1:], strict=False) if start > 0]
+    if len(found) < 2:
+        raise DpeError(f"too few distinct dates among {n} records for a back-test")
+    return found
 
 
 def split_rows(

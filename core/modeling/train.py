@@ -3,17 +3,22 @@
 `train(settings, feature_set, model, ...)` takes the labelled, valid rows of a dataset
 version, holds out the newest records for testing (`split="time"`, the default; or a
 stratified random draw, `core.modeling.splits`), lets CV on the training part pick the
-hyper-parameters (macro-F1; time-ordered folds under a time split), then logs one MLflow
-run: params (split and its dates included), test metrics next to a baseline on the same
-split, the dataset version, figures, the search's cv_results and the model (the Pipeline as
-skops, with the types it may hold, `core.tracking.model_format.TRUSTED_TYPES`; signature, input
-example). The model's classes live in this installed package: `mlflow models serve
---env-manager local` serves it from the project's environment.
+hyper-parameters (macro-F1; time-ordered folds under a time split), calibrates the label
+sets (a copy fitted on the older part of the training rows, scored on the newest part:
+`core.modeling.conformal`), back-tests the chosen hyper-parameters over rolling windows
+(`core.modeling.evaluate.window_scores`), then logs one MLflow run: params (split and its
+dates included), test metrics next to a baseline on the same split, the back-test (per
+window, and its mean and range: the headline, `core.tracking.headline`), the dataset
+version, figures, the search's cv_results, a model card and the model (the Pipeline as
+skops, with the types it may hold, `core.tracking.model_format.TRUSTED_TYPES`; signature,
+input example; and `calibration.json` beside it). The model's classes live in this installed
+package: `mlflow models serve --env-manager local` serves it from the project's environment.
 """
 
 import importlib.metadata
 import logging
 import subprocess
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -32,7 +37,7 @@ from core.data import quarantine, warehouse
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS, RECORD_FIELDS
 from core.errors import DpeError
-from core.modeling import evaluate
+from core.modeling import card, conformal, evaluate
 from core.modeling.models import (
     FAMILIES,
     SEARCHES,
@@ -40,9 +45,10 @@ from core.modeling.models import (
     check_family,
 )
 from core.modeling.search import cv_results, fit_search, make_search
-from core.modeling.splits import SPLITS, Split, record_dates, split_rows
+from core.modeling.splits import SPLITS, WINDOWS, Split, record_dates, split_rows
 from core.progress import Progress, logged
 from core.tracking import registry
+from core.tracking.headline import backtest_headline
 from core.tracking.model_format import TRUSTED_TYPES
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,12 @@ class TrainResult(TypedDict):
     train_rows: int
     test_rows: int
     metrics: dict[str, float]
+    # What a user is shown first: each back-test metric's mean over the windows and its range
+    # ({"accuracy": {"mean", "min", "max"}, "macro_f1", "coverage", "mean_set_size"}), None
+    # when the records have too few dates for a back-test.
+    headline: dict | None
+    backtest: list[dict]  # per window: dates, rows, the model's and the rules' scores
+    calibration: dict | None  # the label sets' calibration period and size
 
 
 def _labelled(frame: pd.DataFrame) -> pd.Series:
@@ -183,6 +195,13 @@ def _log_run(experiment_id: str, result: dict, parts: dict) -> tuple[str, str]:
         importance = parts["importance"]
         mlflow.log_figure(evaluate.importance_figure(importance), "figures/field_importance.png")
         mlflow.log_dict(importance.to_dict(), "field_importance.json")
+        _log_backtest(result["backtest"], family, feature_set)
+        shares = card.scale_shares(model)
+        if shares:
+            mlflow.log_dict(shares, "scale_shares.json")
+        text = card.model_card(result, shares)
+        mlflow.log_text(text, "model_card.md")
+        mlflow.set_tag("mlflow.note.content", text)  # the run's description in the MLflow UI
         info = mlflow.sklearn.log_model(
             model,
             name="model",
@@ -194,7 +213,32 @@ def _log_run(experiment_id: str, result: dict, parts: dict) -> tuple[str, str]:
             skops_trusted_types=list(TRUSTED_TYPES),
             pip_requirements=_requirements(),
         )
+        if parts["calibration"] is not None:
+            _log_calibration(info.model_id, parts["calibration"])
     return run.info.run_id, info.model_uri
+
+
+def _log_backtest(windows: list[dict], family: str, feature_set: str) -> None:
+    """Each window's scores (step = window number), the windows as JSON, and their figure."""
+    if not windows:
+        return
+    for window in windows:
+        values = {
+            f"window_{name}": value
+            for name, value in window.items()
+            if name not in ("window", "test_from", "test_to")
+        }
+        mlflow.log_metrics(values, step=window["window"])
+    mlflow.log_dict({"windows": windows}, "backtest.json")
+    mlflow.log_figure(evaluate.windows_figure(windows, family, feature_set), "figures/backtest.png")
+
+
+def _log_calibration(model_id: str, calibration: conformal.Calibration) -> None:
+    """`calibration.json` beside the model's own files: promotion exports it with them."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / conformal.CALIBRATION_FILE
+        path.write_bytes(calibration.to_json())
+        mlflow.MlflowClient().log_model_artifact(model_id, str(path))
 
 
 def train(
@@ -240,11 +284,18 @@ def train(
     fitted = fit_search(pipeline, search_cv, held.X_train, held.y_train, report)
     fit_seconds = time.perf_counter() - started
 
+    report(0.75, "calibrating the label sets on the newest training records")
+    calibration = _calibration(fitted, feature_set, held)
     report(0.8, f"evaluating on the test split ({split})")
-    metrics, importance = _evaluate(fitted, feature_set, held, seed)
+    metrics, importance = _evaluate(fitted, feature_set, held, seed, calibration)
     if search_cv is not None:
         metrics["cv_macro_f1"] = float(search_cv.best_score_)
     metrics["fit_seconds"] = fit_seconds
+    report(0.85, f"back-testing over {WINDOWS} windows, the rules alongside")
+    started = time.perf_counter()
+    windows = _backtest(fitted, feature_set, frame)
+    metrics.update(evaluate.backtest_summary(windows) if windows else {})
+    metrics["backtest_seconds"] = time.perf_counter() - started
     # numpy scalars (drawn by a random search) as plain values, for JSON
     best = {
         k: getattr(v, "item", lambda v=v: v)()
@@ -266,6 +317,9 @@ def train(
         train_rows=len(held.y_train),
         test_rows=len(held.y_test),
         metrics=metrics,
+        headline=backtest_headline(metrics),
+        backtest=windows,
+        calibration=None if calibration is None else _calibration_summary(calibration),
     )
     logged_params = {
         "model": model,
@@ -281,6 +335,8 @@ def train(
         "train_rows": len(held.y_train),
         "test_rows": len(held.y_test),
         "candidates": 1 if search_cv is None else len(search_cv.cv_results_["params"]),
+        "set_coverage": evaluate.SET_COVERAGE,
+        "backtest_windows": len(windows),
         **{f"best.{name}": value for name, value in best.items()},
         **_classifier_params(fitted),
     }
@@ -292,6 +348,7 @@ def train(
         "dataset": _dataset(held, info),
         "importance": importance,
         "cv_results": None if search_cv is None else cv_results(search_cv),
+        "calibration": calibration,
     }
     with registry.mlflow_errors(settings):
         run_id, model_uri = _log_run(experiment_id, {**result, "params": logged_params}, parts)
@@ -302,11 +359,53 @@ def train(
     return {**result, "run_id": run_id, "model_uri": model_uri}
 
 
-def _evaluate(fitted, feature_set: str, held: Split, seed: int) -> tuple[dict, pd.Series]:
-    """Test metrics next to the baseline's on the same split, and field importance."""
+def _calibration(fitted, feature_set: str, held: Split) -> conformal.Calibration | None:
+    """The label sets' calibration on the newest training rows (None, with a warning, when
+    the training rows cannot be cut by date)."""
+    try:
+        with threadpool_limits(1):
+            return evaluate.calibration_of(
+                fitted, feature_set, held.X_train, held.y_train, held.dates_train
+            )
+    except DpeError as error:
+        log.warning("train: no label sets for this model: %s", error)
+        return None
+
+
+def _calibration_summary(calibration: conformal.Calibration) -> dict:
+    return {
+        "method": f"split conformal, {calibration.method} score"
+        + ("" if calibration.doubt is None else f", Mondrian by doubt (< {calibration.doubt})"),
+        "calibrated_from": calibration.calibrated_from,
+        "calibrated_to": calibration.calibrated_to,
+        "fitted_to": calibration.fitted_to,
+        "rows": calibration.rows,
+    }
+
+
+def _backtest(fitted, feature_set: str, frame: pd.DataFrame) -> list[dict]:
+    """The rolling back-test of the chosen hyper-parameters (no search per window); empty,
+    with a warning, when the records have too few dates for one."""
+    X, y = labelled_rows(frame, feature_set)
+    try:
+        with threadpool_limits(1):
+            return evaluate.window_scores(fitted, feature_set, X, y, labelled_dates(frame), WINDOWS)
+    except DpeError as error:
+        log.warning("train: no back-test: %s", error)
+        return []
+
+
+def _evaluate(
+    fitted, feature_set: str, held: Split, seed: int, calibration: conformal.Calibration | None
+) -> tuple[dict, pd.Series]:
+    """Test metrics next to the baseline's on the same split, the label sets' coverage and
+    size there, and field importance."""
     fields = FEATURE_SETS[feature_set].fields
     with threadpool_limits(1):
         metrics = evaluate.model_metrics(fitted, held.X_test, held.y_test)
+        if calibration is not None:
+            found = evaluate.set_scores(fitted, calibration, held.X_test, held.y_test)
+            metrics.update(coverage=found["coverage"], mean_set_size=found["mean_set_size"])
         metrics.update(
             evaluate.baseline_metrics(
                 feature_set, held.X_train, held.y_train, held.X_test, held.y_test

@@ -1,12 +1,14 @@
 """Batch prediction: a whole frame or CSV file through the champion, vectorised.
 
 `predict_frame(champion, frame)` keeps every row: the input columns, then
-`predicted_label`, `proba_A`..`proba_G`, `error` (why the row was not predicted: messages
-joined by `; `), `error_code` (their codes, `core.data.validation.ERROR_CODES`, joined by
-`|` in the same order) and `warning` (it was, setting aside a category the model never
-saw). `predict_csv` does the same from a CSV to a CSV (UTF-8, `,`), reading
-`CHUNK_VECTORS` blocks of rows at a time through DuckDB, which also copies the columns a
-prediction does not read. Text cells a spreadsheet would run as formulas, column names
+`predicted_label`, `proba_A`..`proba_G`, `label_set` (the labels kept at `DPE_SET_COVERAGE`,
+in A..G order joined by `|`, e.g. `C|D`; empty when the champion has no calibration) and
+`set_size`, `error` (why the row was not predicted: messages joined by `; `), `error_code`
+(their codes, `core.data.validation.ERROR_CODES`, joined by `|` in the same order) and
+`warning` (it was, setting aside a category the model never saw). `predict_csv` does the
+same from a CSV to a CSV (UTF-8, `,`), reading `CHUNK_VECTORS` blocks of rows at a time
+through DuckDB, which also copies the columns a prediction does not read. Text cells a
+spreadsheet would run as formulas, column names
 included, are neutralised in what is written (`core.data.csv_cells`).
 """
 
@@ -24,6 +26,7 @@ from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS, RECORD_FIELDS, to_snake_case
 from core.data.validation import LABEL_FIELD, REJECT_FIELDS, Problem, RowErrors, RowWarnings, clean
 from core.errors import DpeError
+from core.modeling import conformal
 from core.progress import Progress, no_progress
 from core.serving.champion import Champion, Prediction
 
@@ -33,7 +36,15 @@ if TYPE_CHECKING:
     from core.data.csv_source import CsvTable
 
 PROBA_COLUMNS = tuple(f"proba_{label}" for label in LABELS)
-PREDICTION_COLUMNS = ("predicted_label", *PROBA_COLUMNS, "error", "error_code", "warning")
+PREDICTION_COLUMNS = (
+    "predicted_label",
+    *PROBA_COLUMNS,
+    "label_set",
+    "set_size",
+    "error",
+    "error_code",
+    "warning",
+)
 TEXT_COLUMNS = ("error", "error_code", "warning")  # empty when the row has none
 CHUNK_ROWS = 20_000  # rows predicted at a time: bounds memory, paces progress
 CHUNK_VECTORS = 10  # DuckDB vectors (2,048 rows each) read from a CSV at a time
@@ -53,6 +64,7 @@ class BatchSummary(TypedDict):
     warned: int
     missing_fields: list[str]  # fields of the model the file has no column for
     agreement: Agreement | None  # None when the file has no label
+    mean_set_size: float | None  # of the predicted rows; None without label sets
 
 
 def model_fields(champion: Champion) -> list[str]:
@@ -138,14 +150,20 @@ def _predictions(
         progress((start + len(rows)) / len(valid), f"predicted {start + len(rows):,} rows")
     labels = np.full(len(cleaned), None, dtype=object)
     labels[valid] = champion.labels_of(proba[valid])
+    kept = np.zeros((len(cleaned), len(LABELS)), dtype=bool)
+    found = champion.kept_labels(proba[valid], labels[valid])
+    if found is not None:
+        kept[valid] = found
     result = pd.DataFrame(proba, columns=list(PROBA_COLUMNS))
     result.insert(0, "predicted_label", labels)
+    result["label_set"] = np.where(kept.any(axis=1), conformal.set_texts(kept), "")
+    result["set_size"] = pd.array(np.where(kept.any(axis=1), kept.sum(axis=1), None), "Int64")
     result["error"] = np.where(pd.isna(messages), "", messages)
     result["error_code"] = np.where(pd.isna(codes), "", codes)
     result["warning"] = np.where(pd.isna(warned), "", warned)
     champion.hand_to_sink(
         inputs,
-        lambda: _results(labels, proba, messages, errors.rows, warnings.rows),
+        lambda: _results(labels, proba, kept, messages, errors.rows, warnings.rows),
         source,
         client,
         request_id,
@@ -242,15 +260,22 @@ def _object_column(series: pd.Series) -> np.ndarray:
 
 
 def _results(
-    labels, proba, messages, problems: dict[int, list[Problem]], warnings: dict[int, list[str]]
+    labels,
+    proba,
+    kept,
+    messages,
+    problems: dict[int, list[Problem]],
+    warnings: dict[int, list[str]],
 ) -> list[Prediction]:
     results = []
-    rows = zip(labels, proba.tolist(), messages, strict=True)
-    for row, (label, numbers, message) in enumerate(rows):
+    sets = conformal.set_labels(kept)
+    rows = zip(labels, proba.tolist(), sets, messages, strict=True)
+    for row, (label, numbers, labels_kept, message) in enumerate(rows):
         probabilities = None if label is None else dict(zip(LABELS, numbers, strict=True))
         results.append(
             Prediction(
                 label=label,
+                label_set=labels_kept or None,
                 probabilities=probabilities,
                 error=message,
                 errors=problems.get(row, []),
@@ -271,7 +296,13 @@ def summary(predicted: pd.DataFrame) -> BatchSummary:
         warned=int((predicted["warning"] != "").sum()),
         missing_fields=list(predicted.attrs.get("missing_fields", [])),
         agreement=_agreement(predicted),
+        mean_set_size=_mean(predicted["set_size"]),
     )
+
+
+def _mean(values: pd.Series) -> float | None:
+    found = values.dropna()
+    return None if found.empty else round(float(found.astype(float).mean()), 4)
 
 
 def _agreement(predicted: pd.DataFrame) -> Agreement | None:
@@ -307,7 +338,8 @@ def _csv_ready(predicted: pd.DataFrame) -> pd.DataFrame:
     out = predicted.copy(deep=False)
     for column in PROBA_COLUMNS:
         out[column] = pd.array(out[column].to_numpy(dtype=float), dtype="Float64")
-    for column in TEXT_COLUMNS:
+    out["set_size"] = pd.array(out["set_size"], dtype="Int64")
+    for column in ("label_set", *TEXT_COLUMNS):
         out[column] = out[column].replace("", None)
     return out
 

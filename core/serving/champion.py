@@ -9,7 +9,10 @@
   every field optional): one `Prediction` per record, with `error` set, and no label, when
   a value cannot be read (text in a number field, a value out of range), each problem in
   `errors` with its field and code (`core.data.validation.ERROR_CODES`); a category the
-  model never saw is predicted and named in `warnings`.
+  model never saw is predicted and named in `warnings`. With the label, its `label_set`:
+  the labels kept at the coverage `DPE_SET_COVERAGE` by the calibration shipped beside the
+  model (`core.modeling.conformal`, `calibration.json`); None for a champion trained before
+  label sets (`Champion.set_note` says so).
 
 Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a classifier.
 Tree ensembles also get a fast engine (`core.serving.engines`): a numba kernel for forests, treelite
@@ -45,6 +48,7 @@ from core.data.validation import (
     spec_checks,
 )
 from core.errors import DpeError
+from core.modeling import conformal
 from core.modeling.encoding import FieldEncoding
 from core.serving.light_reader import LightForest, read_light
 from core.serving.records import (
@@ -72,12 +76,14 @@ VERIFY_ROWS = 300  # synthetic records engines are checked on at load: > PARALLE
 
 
 class Prediction(TypedDict):
-    """One record's answer. `label` and `probabilities` ({A..G}) are None when `error` says
-    why the record could not be predicted: its messages joined by `; `, each of them in
-    `errors` with its field and code (empty when predicted); `warnings` name what was
+    """One record's answer. `label`, `label_set` (labels in A..G order) and `probabilities`
+    ({A..G}) are None when `error` says why the record could not be predicted: its messages
+    joined by `; `, each of them in `errors` with its field and code (empty when predicted);
+    `label_set` is None also for a champion without calibration; `warnings` name what was
     predicted anyway."""
 
     label: str | None
+    label_set: list[str] | None
     probabilities: dict[str, float] | None
     error: str | None
     errors: list[Problem]
@@ -122,13 +128,18 @@ def load_champion(
     API's cold start budget): the file is read by `core.tracking.model_format`."""
     store = store or Store(settings)
     manifest = manifest or champion_store.read_manifest(store)
-    champion = _loaded(manifest, champion_store.download(store, manifest), sink)
+    champion = _loaded(
+        manifest, champion_store.download(store, manifest), sink, settings.set_coverage
+    )
     champion.compile()
     return champion
 
 
 def serving_champions(
-    manifest: Manifest, store: Store, sink: PredictionSink | None = None
+    manifest: Manifest,
+    store: Store,
+    sink: PredictionSink | None = None,
+    coverage: float = conformal.DEFAULT_COVERAGE,
 ) -> Iterator[Champion]:
     """The champion as a server that must answer at once serves it, from one download: first
     quick (a RandomForest or ExtraTrees pipeline's skops file read without sklearn, into a
@@ -138,15 +149,24 @@ def serving_champions(
     skops_file = manifest.model_file.endswith(".skops")  # a legacy pickle is read in full
     light = read_light(files[manifest.model_file]) if skops_file else None
     if light is not None:
-        yield Champion(manifest, light, example=_input_example(files, manifest), sink=sink)
-    champion = _loaded(manifest, files, sink)
+        yield Champion(
+            manifest,
+            light,
+            example=_input_example(files, manifest),
+            sink=sink,
+            calibration=_calibration(files, manifest),
+            coverage=coverage,
+        )
+    champion = _loaded(manifest, files, sink, coverage)
     if light is None:
         yield champion
     champion.compile()
     yield champion
 
 
-def _loaded(manifest: Manifest, files: dict[str, bytes], sink: PredictionSink | None) -> Champion:
+def _loaded(
+    manifest: Manifest, files: dict[str, bytes], sink: PredictionSink | None, coverage: float
+) -> Champion:
     """The champion of the model file, its engines sklearn's until `compile()`."""
     pipeline = load_model(files[manifest.model_file], manifest.model_file)
     if not manifest.model_file.endswith(".skops"):
@@ -156,13 +176,30 @@ def _loaded(manifest: Manifest, files: dict[str, bytes], sink: PredictionSink | 
             manifest.model_version,
             manifest.model_file,
         )
-    return Champion(manifest, pipeline, example=_input_example(files, manifest), sink=sink)
+    return Champion(
+        manifest,
+        pipeline,
+        example=_input_example(files, manifest),
+        sink=sink,
+        calibration=_calibration(files, manifest),
+        coverage=coverage,
+    )
+
+
+def _model_dir(manifest: Manifest) -> str:
+    return manifest.model_dir or Path(manifest.model_file).parent.as_posix()
+
+
+def _calibration(files: dict[str, bytes], manifest: Manifest) -> conformal.Calibration | None:
+    """The label sets' calibration shipped beside the model (None: trained before them)."""
+    path = f"{_model_dir(manifest)}/{conformal.CALIBRATION_FILE}"
+    data = files.get(path)
+    return None if data is None else conformal.Calibration.from_json(data, path)
 
 
 def _input_example(files: dict[str, bytes], manifest: Manifest) -> list[dict]:
     """Records of the MLflow input example shipped with the model, if any."""
-    model_dir = manifest.model_dir or Path(manifest.model_file).parent.as_posix()
-    data = files.get(f"{model_dir}/input_example.json")
+    data = files.get(f"{_model_dir(manifest)}/input_example.json")
     if data is None:
         return []
     example = json.loads(data)
@@ -184,11 +221,16 @@ class Champion:
         pipeline,
         example: list[dict] | None = None,
         sink: PredictionSink | None = None,
+        calibration: conformal.Calibration | None = None,
+        coverage: float = conformal.DEFAULT_COVERAGE,
     ):
         self.manifest = manifest
         self.model_version = manifest.model_version
         self.pipeline = pipeline
         self.sink = sink
+        self.calibration = calibration
+        self.set_coverage = None if calibration is None else coverage
+        self._thresholds = None if calibration is None else calibration.at(coverage)
         self.loaded_at = datetime.now(UTC)
         schema = {entry["name"]: entry for entry in manifest.input_schema}
         # Per field with a closed list: the values the model knows.
@@ -271,6 +313,31 @@ class Champion:
 
         return np.array(LABELS, dtype=object)[label_index_from_proba(self.pipeline, proba)]
 
+    @property
+    def set_note(self) -> str | None:
+        """Why predictions carry no label set (None when they do)."""
+        if self.calibration is not None:
+            return None
+        return (
+            f"champion v{self.model_version} was trained before label sets (no "
+            f"{conformal.CALIBRATION_FILE}): label_set is empty; retrain and promote a model "
+            "to get them"
+        )
+
+    def kept_labels(self, proba: np.ndarray, labels) -> np.ndarray | None:
+        """(n, 7) booleans: the labels each row's set keeps at `set_coverage`, its predicted
+        label (`labels`) always among them; None when the champion has no calibration."""
+        if self._thresholds is None:
+            return None
+        predicted = np.array([LABELS.index(label) for label in labels], dtype=np.intp)
+        return self._thresholds.label_sets(proba, predicted)
+
+    def label_sets(self, proba: np.ndarray, labels) -> list[list[str] | None]:
+        """Each row's label set (labels in A..G order), None for every row when the champion
+        has no calibration."""
+        kept = self.kept_labels(proba, labels)
+        return [None] * len(proba) if kept is None else list(conformal.set_labels(kept))
+
     def predict_proba(self, records) -> np.ndarray:
         """Probabilities (n, 7), columns A..G, of records already validated: a list of
         dicts or a DataFrame of snake_case fields, numbers as numbers."""
@@ -328,6 +395,7 @@ class Champion:
         results = [
             Prediction(
                 label=None,
+                label_set=None,
                 probabilities=None,
                 error=message,
                 errors=errors.rows.get(row, []),
@@ -336,8 +404,12 @@ class Champion:
             for row, message in enumerate(messages)
         ]
         labels = self.labels_of(proba).tolist()
-        for row, label, probabilities in zip(valid.tolist(), labels, proba.tolist(), strict=True):
+        sets = self.label_sets(proba, labels)
+        for row, label, kept, probabilities in zip(
+            valid.tolist(), labels, sets, proba.tolist(), strict=True
+        ):
             results[row]["label"] = label
+            results[row]["label_set"] = kept
             results[row]["probabilities"] = dict(zip(LABELS, probabilities, strict=True))
         self.hand_to_sink(inputs, lambda: results, source, client, request_id)
         return results

@@ -41,6 +41,7 @@ TRUSTED_TYPES: tuple[str, ...] = (
     "core.modeling.models.ScaleClassifier",
     "core.modeling.rules.RuleClassifier",
     "core.modeling.rules.SectorScaleClassifier",
+    "core.modeling.rules.ScaleMixtureClassifier",  # sector-scale (label sets, issue 19)
     # Trees hold child and feature indices sklearn follows unchecked: `tree_checks` checks
     # every tree of a loaded model before it predicts anything.
     "sklearn.tree._tree.Tree",  # rf, scale

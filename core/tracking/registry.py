@@ -34,12 +34,17 @@ from core.data.schema import LABELS
 from core.errors import Conflict, DpeError, InvalidInput, NotFound, Unavailable, unknown_host
 from core.storage import Store
 from core.tracking.champion_store import MANIFEST_PATH, Manifest, input_schema, publish
-from core.tracking.headline import HEADLINE
+from core.tracking.headline import BACKTEST_HEADLINE, HEADLINE, backtest_headline
 from core.tracking.model_format import PICKLE_FILE, SKOPS_FILE, load_model
 
 log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
+# The back-test headline of a run (mean over the windows, its min and max): None for runs
+# logged before training back-tested.
+BACKTEST_COLUMNS = tuple(
+    f"backtest_{name}{end}" for name in BACKTEST_HEADLINE for end in ("", "_min", "_max")
+)
 # Tags `core.modeling.train` gives every training run: a run without them is not promoted.
 TRAINING_TAGS = ("model_family", "feature_set", "dataset_version")
 RUN_COLUMNS = (
@@ -50,6 +55,7 @@ RUN_COLUMNS = (
     "search",
     "dataset_version",
     "leaking",
+    *BACKTEST_COLUMNS,
     *HEADLINE,
     "monotonicity_violations",  # with-consumption runs only
     "baseline",
@@ -162,7 +168,8 @@ def experiment_id(settings: Settings, client: MlflowClient) -> str:
 def list_runs(
     settings: Settings, feature_set: str | None = None, dataset_version: str | None = None
 ) -> pd.DataFrame:
-    """The experiment's training runs, best macro-F1 first; one row each (RUN_COLUMNS)."""
+    """The experiment's training runs, best back-test macro-F1 first (then, for runs without
+    a back-test, the best time-split macro-F1); one row each (RUN_COLUMNS)."""
     client = connect(settings)
     with mlflow_errors(settings):
         experiment = client.get_experiment_by_name(settings.experiment_name)
@@ -180,7 +187,11 @@ def list_runs(
             max_results=1000,
         )
     trained = [run for run in runs if run.data.tags.get("kind") != "backtest"]  # no model
-    return pd.DataFrame([_run_row(run) for run in trained], columns=list(RUN_COLUMNS))
+    found = pd.DataFrame([_run_row(run) for run in trained], columns=list(RUN_COLUMNS))
+    order = found.sort_values(
+        ["backtest_macro_f1", "macro_f1"], ascending=False, na_position="last", kind="stable"
+    )
+    return order.reset_index(drop=True)
 
 
 def _run_row(run) -> dict:
@@ -200,7 +211,8 @@ def _run_row(run) -> dict:
         "baseline_macro_f1": metrics.get(f"baseline_{baseline}_macro_f1"),
         "status": run.info.status,
     }
-    row.update({name: metrics.get(name) for name in (*HEADLINE, "monotonicity_violations")})
+    shown = (*BACKTEST_COLUMNS, *HEADLINE, "monotonicity_violations")
+    row.update({name: metrics.get(name) for name in shown})
     return row
 
 
@@ -247,9 +259,10 @@ def run_details(settings: Settings, run_id: str) -> dict:
         "params": dict(run.data.params),
         "metrics": {
             name: metrics[name]
-            for name in (*HEADLINE, "ece", "monotonicity_violations")
+            for name in (*HEADLINE, "ece", "monotonicity_violations", "coverage", "mean_set_size")
             if name in metrics
         },
+        "headline": backtest_headline(metrics),
         "per_class": per_class,
         "baseline": {
             name: value for name, value in metrics.items() if name.startswith("baseline_")

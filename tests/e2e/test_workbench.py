@@ -8,8 +8,9 @@ One walk through the product: Home -> Explore (charts, the CSV export) -> Train 
 set's default family, then the default grid search) -> Compare -> promote -> Predict one
 building (a typo, a value out of bounds, then a good record) -> Batch predict (files it
 refuses, repeated rows, then a CSV, downloaded) -> Monitor -> Pipeline (a pass that adds the
-last records). No page may show a Streamlit exception or an error box, and no request may
-leave 127.0.0.1 (fonts, scripts and icons are served by the workbench itself). A
+last records) -> Monitor (the champion's realised performance on them). No page may show a
+Streamlit exception or an error box, and no request may leave 127.0.0.1 (fonts, scripts and
+icons are served by the workbench itself). A
 screenshot of every page goes to docs/screenshots/ (stable names, linked from the README).
 The checks marked "issue 23" are what a newcomer hit (issue 23, items 3, 4, 8, 13-15, 17).
 """
@@ -406,6 +407,12 @@ def test_walk_through_the_workbench(browser, workbench, capsys):
     walk.see("Decision:", timeout_ms=TRAIN_TIMEOUT_MS)
     expect(sidebar).to_contain_text(f"{csv_rows:,} records")
     walk.done("pipeline")
+
+    # Issue 19: before it retrained, the pass scored the champion on the labelled records it
+    # added; Monitor charts that realised performance over time, above the drift.
+    walk.go("Monitor")
+    walk.see("Realised performance of the champion as labels arrive")
+    walk.done("monitor_realised")
     context.close()
 
     predicted = pd.read_csv(io.BytesIO(target.read_bytes()), dtype=str, keep_default_na=False)

@@ -92,9 +92,11 @@ def test_download_holds_every_row_with_its_prediction(data_env, data_home):
     result = app.session_state["batch_result"]["predicted"]
     output = pd.read_csv(io.BytesIO(batch.to_csv_bytes(result)), dtype=str)
     assert len(output) == 40
-    assert list(output.columns[-11:]) == [
+    assert list(output.columns[-13:]) == [
         "predicted_label",
         *[f"proba_{x}" for x in "ABCDEFG"],
+        "label_set",
+        "set_size",
         "error",
         "error_code",
         "warning",

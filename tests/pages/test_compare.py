@@ -1,9 +1,12 @@
 """Compare: empty state; building-only and label-leaking runs ranked apart; side by side;
 the rule baseline said plainly; promotion after a confirmation, never of the champion."""
 
+import plotly.io
+import pytest
+
 from core.config import get_settings
 from core.storage import Store
-from core.tracking import champion_store
+from core.tracking import champion_store, registry
 from tests.support.pages import assert_clean, open_page, texts
 
 PAGE = "views/compare.py"
@@ -37,7 +40,18 @@ def test_runs_ranked_by_kind_with_the_champion_shown(data_env, data_home):
         assert not [c for c in table.columns if "_" in c], list(table.columns)
     assert set(building["Model"]) == {"Logistic regression"}
     assert len(app.multiselect(key="compare_selected").value) == 2
-    assert len(app.get("plotly_chart")) == 2  # headline metrics, per-class bars
+    # Back-test bars first (mean, whiskers to the worst and best window), then the time split.
+    backtest, time_split, _ = (plotly.io.from_json(c.proto.spec) for c in app.get("plotly_chart"))
+    assert backtest.layout.title.text.startswith("Back-test")
+    (bars,) = [bar for bar in backtest.data if built["train"]["run_id"][:8] in bar.name]
+    assert list(bars.x) == ["Accuracy", "Macro-F1", "Set coverage", "Mean set size"]
+    run = registry.run_details(data_env, built["train"]["run_id"])["headline"]["macro_f1"]
+    assert bars.y[1] == pytest.approx(run["mean"])
+    assert bars.error_y.arrayminus[1] == pytest.approx(run["mean"] - run["min"])
+    assert time_split.layout.title.text.startswith("Time split")
+    # The runs table leads with the back-test mean and its range.
+    assert list(building.columns[3:5]) == ["Back-test macro-F1", "Back-test range"]
+    assert building["Back-test range"].iloc[0] == f"{run['min']:.3f}–{run['max']:.3f}"
     params = app.dataframe[PARAMS].value
     assert "model" in params.index and params.shape[1] == 2
     app.radio(key="compare_per_class_metric").set_value("recall").run()

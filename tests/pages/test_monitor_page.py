@@ -1,13 +1,16 @@
 """The Monitor page (AppTest): empty states without an error box, verdicts and charts with data."""
 
+import base64
 import json
 
+import numpy as np
 import pandas as pd
+import plotly.io
 
 from core.data import warehouse
-from core.data.schema import RECORD_FIELDS
+from core.data.schema import LABELS, RECORD_FIELDS
 from core.data.validation import clean
-from core.monitoring import drift, prediction_log
+from core.monitoring import drift, performance, prediction_log
 from core.serving.champion import load_champion
 from tests.support.pages import assert_clean, open_page, texts
 from tooling import synth
@@ -28,6 +31,13 @@ def log_predictions(settings, frame, source: str = "app") -> None:
 
 def training_rows(settings):
     return drift.labelled_rows(warehouse.load_dataset(settings)[1])
+
+
+def plotted(values) -> np.ndarray:
+    """A trace's values as the page sent them (plotly encodes numeric arrays in base64)."""
+    if isinstance(values, dict):
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+    return np.asarray(values)
 
 
 def drift_alarms(app) -> list[str]:
@@ -129,3 +139,28 @@ def test_repeated_records_are_not_a_random_sample_and_raise_no_alarm(own_data_en
     psi = figure(app.get("plotly_chart")[0])
     names = [trace.get("name", "") for trace in psi["data"]]
     assert not [name for name in names if "not significant" in name], names
+
+
+def test_realised_performance_below_the_back_test_is_flagged_above_the_drift(own_data_env):
+    """Labels arrive that the champion gets wrong: its realised accuracy falls below its
+    back-test's range, and the page says so first, with the chart over time."""
+    settings = own_data_env
+    champion = load_champion(settings)
+    arrived = training_rows(settings).head(80).copy()
+    fields = arrived[list(RECORD_FIELDS)].astype(object)
+    answers = champion.predict(fields.where(fields.notna(), None).to_dict("records"))
+    arrived["etiquette_dpe"] = [LABELS[(LABELS.index(a["label"]) + 3) % 7] for a in answers]
+    version = warehouse.current_version(settings)
+    scored = performance.score(settings, champion, arrived, training_rows(settings), version)
+    performance.record(settings, scored)
+    app = open_page(PAGE)
+    assert_clean(app)
+    headers = [s.value for s in app.subheader]
+    assert headers.index("Realised performance") < headers.index("Drift")
+    [flag] = [w.value for w in app.warning if w.value.startswith("Flagged")]
+    low = scored["backtest"]["accuracy"]["min"]
+    assert f"realised accuracy 0.000 is below the back-test's range {low:.3f}" in flag
+    chart = plotly.io.from_json(app.get("plotly_chart")[0].proto.spec)
+    assert chart.layout.title.text == "Realised performance of the champion as labels arrive"
+    [accuracy] = [trace for trace in chart.data if trace.name == "realised accuracy"]
+    assert plotted(accuracy.y).tolist() == [0.0]

@@ -192,3 +192,42 @@ def test_period_heatmap_title_fits_half_the_page():
     fig = charts.period_heatmap(table, share=True)
     assert len(fig.layout.title.text) <= 40
     assert fig.layout.title.subtitle.text == "share of each period; records in brackets"
+
+
+def realised(at: str, accuracy: float, low: float, high: float, flagged: bool) -> dict:
+    """One scoring as `core.monitoring.performance.history` gives it."""
+    return {
+        "scored_at": at,
+        "dataset_version": "v",
+        "model_version": "1",
+        "rows": 300,
+        "champion": {"accuracy": accuracy, "macro_f1": accuracy, "coverage": 0.9},
+        "rules": {"accuracy": 0.8},
+        "backtest": {"accuracy": {"mean": (low + high) / 2, "min": low, "max": high}},
+        "flagged": flagged,
+        "reason": "below" if flagged else None,
+    }
+
+
+def test_realised_performance_shows_each_scorings_own_back_test_range_and_flags():
+    scores = [  # newest first, as history gives them; the champion changed in between
+        realised("2026-12-01T10:00:00+00:00", 0.70, 0.85, 0.91, True),
+        realised("2026-11-01T10:00:00+00:00", 0.88, 0.80, 0.95, False),
+    ]
+    fig = monitor_charts.realised_chart(monitor_charts.realised_frame(scores))
+    whiskers = next(trace for trace in fig.data if trace.error_y.array is not None)
+    assert list(whiskers.y) == [0.80, 0.85]  # oldest first, from each range's low end
+    assert list(whiskers.error_y.array) == pytest.approx([0.15, 0.06])
+    accuracy = next(trace for trace in fig.data if trace.name == "realised accuracy")
+    assert list(accuracy.marker.color) == [monitor_charts.CURRENT_COLOR, monitor_charts.FLAG_COLOR]
+    assert "flagged" in [trace.name for trace in fig.data]
+
+
+def test_one_realised_scoring_is_shown_on_a_day_not_on_milliseconds():
+    fig = monitor_charts.realised_chart(
+        monitor_charts.realised_frame(
+            [realised("2026-12-07T22:26:54+00:00", 0.24, 0.2, 0.3, False)]
+        )
+    )
+    start, end = (pd.Timestamp(moment) for moment in fig.layout.xaxis.range)
+    assert end - start == pd.Timedelta(hours=24)

@@ -60,7 +60,9 @@ def run_pass(env: dict, source: str, **overrides: str) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # several passes, each a CLI process training
+@pytest.mark.timeout(
+    1200
+)  # several passes, each a CLI process training a challenger and its back-test
 def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server):
     with page_server(increment(900, seed=1)) as api:
         first = run_pass(env, api.url, **BUILDING_ONLY)
@@ -69,6 +71,11 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
         assert first["champion_after"]["run_id"] == first["challenger_run_id"]
         assert first["window"]["rows"] > 0 and first["window"]["from"] <= first["window"]["to"]
         assert first["scores"]["challenger"]["macro_f1"] > first["scores"]["rules"]["macro_f1"]
+        # The gate judged the challenger on its back-test, the rules on the same windows.
+        backtest = first["scores"]["challenger_backtest"]
+        assert backtest["macro_f1"] > first["scores"]["rules_backtest"]["macro_f1"]
+        assert f"back-test macro_f1 {backtest['macro_f1']:.4f}" in first["reasons"][-1]
+        assert first["realised"] is None  # no champion to score yet
 
         requests_before = len(api.requests)
         repeat = run_pass(env, api.url, **BUILDING_ONLY)
@@ -92,6 +99,13 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
         assert kept["added"] == 420 and kept["base_version"] == first["dataset_version"]
         assert kept["champion_before"] == kept["champion_after"] == first["champion_after"]
         assert kept["scores"]["champion"] is not None
+        # Before retraining, the champion was scored on the labelled records that arrived.
+        realised = kept["realised"]
+        assert realised["dataset_version"] == kept["dataset_version"]
+        assert realised["model_version"] == first["champion_after"]["model_version"]
+        assert (
+            0 < realised["rows"] <= kept["added"] and realised["champion"]["accuracy"] is not None
+        )
 
         # With the consumption, the challenger beats the building-only champion by far.
         api.pages = increment(400, seed=3, years_later=6)
@@ -135,6 +149,14 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
     assert (last["pass_id"], last["decision"]) == (6, "refused_data")
     code, _, stderr = run_cli("pipeline", "--accept", "5", env=env)  # held nothing
     assert code == 3 and "pass 5 has no quarantined records" in stderr
+    # The passes that retrained scored the champion first; refused data is never scored.
+    code, performance, stderr = run_cli("performance", env=env)
+    assert code == 0, stderr[-2000:]
+    scored = [(s["dataset_version"], s["model_version"]) for s in performance["scores"]]
+    assert scored == [
+        (promoted["dataset_version"], first["champion_after"]["model_version"]),
+        (kept["dataset_version"], first["champion_after"]["model_version"]),
+    ]
 
     client = MlflowClient(mlflow_server)
     run = client.get_run(promoted["run_id"])
