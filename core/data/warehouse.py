@@ -82,9 +82,8 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     extra = ", ".join(f"{name} {kind}" for name, kind in CLEAN_EXTRA_COLUMNS.items())
     counts = ", ".join(f"{name} BIGINT NOT NULL" for name in COUNT_COLUMNS)
     con.execute(f"""
-        CREATE TABLE IF NOT EXISTS raw_dpe ({raw}, PRIMARY KEY ({quote(ID_COLUMN)}));
-        CREATE TABLE IF NOT EXISTS dpe (
-            {typed}, {extra}, row_hash UBIGINT NOT NULL, PRIMARY KEY (n_dpe));
+        CREATE TABLE IF NOT EXISTS raw_dpe ({raw});
+        CREATE TABLE IF NOT EXISTS dpe ({typed}, {extra}, row_hash UBIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS dataset_versions (
             version VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL,
             {counts}, snapshot VARCHAR NOT NULL);
