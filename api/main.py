@@ -25,7 +25,7 @@ from api.errors import add_error_handlers
 from api.logs import configure_logging
 from api.metrics import Metrics, RequestMetrics
 from api.middleware import BodySizeLimit, ErrorBoundary, UploadSlots
-from api.routers import admin, health, metrics, model, predict
+from api.routers import admin, health, index, metrics, model, predict
 from api.state import ServingState
 from core.config import Settings, get_settings
 from core.errors import DpeError
@@ -127,7 +127,7 @@ def create_app(
     app.add_middleware(ErrorBoundary)
     add_error_handlers(app)
     add_offline_docs(app)
-    for router in (health.router, model.router, admin.router):
+    for router in (index.router, health.router, model.router, admin.router):
         app.include_router(router)
     # The schema shows the bearer on /predict* only when it is required.
     guard = [Depends(require_predict_token)] if settings.predict_token else []

@@ -3,6 +3,7 @@ Batch predict): one function per chart, data in, figure out. The Monitor page's 
 `ui.monitor_charts`; what they all share in `ui.chart_style`."""
 
 import math
+import textwrap
 
 import pandas as pd
 import plotly.express as px
@@ -11,6 +12,7 @@ import plotly.graph_objects as go
 from core.data.schema import LABELS
 from ui.chart_style import (
     LABEL_COLORS,
+    LAYOUT,
     count_axis,
     heatmap,
     label_color,
@@ -21,7 +23,7 @@ from ui.explore import NO_LABEL
 from ui.labels import FAMILY_LABELS
 from ui.labels import label as readable
 
-CONSUMPTION_UNIT = "kWhEP/m²/yr"
+CONSUMPTION_UNIT = "kWhEP/m²/an"
 
 
 def label_bars(frame: pd.DataFrame, title: str, value: str = "records") -> go.Figure:
@@ -49,7 +51,7 @@ def consumption_boxes(stats: pd.DataFrame, log_scale: bool, by: str) -> go.Figur
         name = FAMILY_LABELS.get(group, group) if by == "family" else group
         fig.add_trace(
             go.Box(
-                name=name if len(name) < 45 else name[:42] + "…",
+                name=_wrapped(name),
                 x=part["label"],
                 q1=part["q1"],
                 median=part["median"],
@@ -71,7 +73,17 @@ def consumption_boxes(stats: pd.DataFrame, log_scale: bool, by: str) -> go.Figur
         log_axis(fig.update_yaxes, low, high, title=CONSUMPTION_UNIT, range=span)
     else:
         fig.update_yaxes(title=CONSUMPTION_UNIT, range=[min(0.0, low), high * 1.05])
-    return layout(fig, "Consumption by label and sector (p05 · q1 · median · q3 · p95)", 430)
+    grouped = "official scale family" if by == "family" else "sector"
+    layout(fig, f"Consumption by label and {grouped} (p05 · q1 · median · q3 · p95)", 430)
+    # The legend says what the colours are: the scale the regulation gives the sector.
+    fig.update_layout(legend_title_text=f"{grouped.capitalize()}<br>")
+    return fig
+
+
+def _wrapped(name: str, width: int = 32) -> str:
+    """A legend entry on lines of about `width` characters (plotly does not wrap)."""
+    lines = textwrap.wrap(name, width) or [name]
+    return "<br>".join(lines)
 
 
 def _label_scatter(
@@ -115,10 +127,11 @@ def period_heatmap(table: pd.DataFrame, share: bool) -> go.Figure:
     fig.update_traces(hovertemplate="%{y} · %{x}: %{text}<extra></extra>")
     fig.update_yaxes(autorange="reversed", title=None)
     fig.update_xaxes(title="DPE label", type="category")
-    title = "Label by construction period" + (
-        " (share of each period; records in brackets)" if share else ""
-    )
-    return layout(fig, title, 420)
+    layout(fig, "Label by construction period", 420)
+    if share:  # a subtitle: in half the page, one long title line was cut at its end
+        fig.update_layout(title_subtitle_text="share of each period; records in brackets")
+        fig.update_layout(margin={**LAYOUT["margin"], "t": 60})
+    return fig
 
 
 def departement_bars(frame: pd.DataFrame, top: int = 30) -> go.Figure:
@@ -173,7 +186,9 @@ def null_bars(frame: pd.DataFrame) -> go.Figure:
 
 
 def importance_bars(frame: pd.DataFrame, top: int = 20) -> go.Figure:
-    part = frame.head(top)
+    """The fields whose shuffling changes the score, largest loss first (`frame`: feature,
+    importance, sorted); a field the model does not read (exactly 0) gets no bar."""
+    part = frame[frame["importance"] != 0].head(top)
     fig = go.Figure(
         go.Bar(
             y=[readable(name) for name in part["feature"]],

@@ -1,6 +1,13 @@
-"""How the workbench writes things: short ids, status markers, feature-set notes."""
+"""How the workbench writes things: short ids, status markers, feature-set notes, plain text
+inside Markdown."""
+
+import re
 
 from core.data.feature_sets import FEATURE_SETS
+
+# What Streamlit's Markdown would read as formatting in a plain sentence: emphasis, code,
+# links, HTML, LaTeX ($), strike-through, tables, headings, and the colon of its directives.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()<>#|~$:])")
 
 
 def short(text: str | None, n: int = 12) -> str:
@@ -52,3 +59,16 @@ BASELINE_LABELS = {"rules": "rule baseline", "majority": "majority baseline"}
 def model_label(family: str | None) -> str:
     """A model family as the pages name it (a family added later shows its own name)."""
     return MODEL_LABELS.get(family or "", family or "—")
+
+
+def markdown_text(text: str) -> str:
+    """`text` (a message from core, a file or column name) shown as written inside Streamlit
+    Markdown: `N°_département_(BAN)` keeps its underscores instead of turning italic."""
+    return _MARKDOWN.sub(r"\\\1", text)
+
+
+def score_delta(value: float, reference: float) -> tuple[str, bool]:
+    """A score's difference to its reference as shown (3 decimals), and whether it is level:
+    a difference that rounds to nothing reads "±0.000", never "+0.000" with a green arrow."""
+    level = round(value - reference, 3) == 0
+    return ("±0.000" if level else f"{value - reference:+.3f}"), level

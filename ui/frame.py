@@ -5,6 +5,7 @@ then the guard of what the page needs (data, a champion) before running the page
 reads what the frame checked with `context()`; it only draws its own widgets.
 """
 
+import os
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -16,9 +17,14 @@ from ui import runs, status
 from ui.format import marker, short
 from ui.links import api_docs_url, mlflow_ui_url
 
+# MLflow draws a tqdm bar for every artifact it downloads (a run's figures on Train, the model
+# on Promote): in the workbench's log, where nobody watches them. Set DPE's way, it stays off.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 DATA, CHAMPION = "data", "champion"
 TAB_ICON = "🏷️"  # an emoji tab icon is drawn in place; a :material/…: one is downloaded
 CONTEXT_KEY = "_frame_context"
+SIDEBAR_KEY = "_frame_sidebar"  # the sidebar's placeholder, for refresh_sidebar()
 # Where the page files are, wherever the package is installed: Streamlit resolves a relative
 # page path against the main script's folder, which an installed app.py does not share.
 VIEWS_DIR = Path(find_spec("views").origin).parent  # type: ignore[union-attr, arg-type]
@@ -123,6 +129,7 @@ def open_page(page) -> None:
     champion, champion_problem = status.champion_manifest(settings)
     spec = spec_of(page)
     st.set_page_config(page_title=f"{spec.title} · DPE workbench")  # adds to navigation()'s
+    st.session_state[SIDEBAR_KEY] = st.sidebar.empty()  # redrawn by refresh_sidebar()
     sidebar(settings, (dataset, data_problem), (champion, champion_problem))
     st.title(spec.heading)
     if DATA in spec.needs and dataset is None:
@@ -158,9 +165,17 @@ def no_champion(what: str, problem: str | None) -> None:
     page_link("compare", "Compare runs and promote one")
 
 
+def refresh_sidebar() -> None:
+    """Draw the sidebar again from fresh statuses, for a page that changed the dataset or the
+    champion while it ran (a pipeline pass): the frame drew the sidebar before the page."""
+    status.clear_status()
+    settings = get_settings()
+    sidebar(settings, status.dataset_status(settings), status.champion_manifest(settings))
+
+
 def sidebar(settings: Settings, data: tuple, champion: tuple) -> None:
     (dataset, data_problem), (manifest, champion_problem) = data, champion
-    with st.sidebar:
+    with st.session_state[SIDEBAR_KEY].container():
         shown = dataset and (
             f"version `{short(dataset['dataset_version'])}`  \n"
             f"{dataset['rows']:,} records · {dataset['labelled']:,} labelled"

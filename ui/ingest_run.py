@@ -77,5 +77,5 @@ def fetch_problem(settings: Settings, source: str, error: DpeError) -> str:
     return (
         f"{happened} Without the API, download the CSV export from ADEME's dataset page "
         f"([DPE tertiaire]({ADEME_DATASET_PAGE}), *Export* → CSV) and upload it in the "
-        "**Upload an ADEME CSV** tab above."
+        "**Upload an ADEME CSV** tab of *Ingest records* below."
     )

@@ -12,16 +12,26 @@ DRIFT_COLOR, STEADY_COLOR, HIGH_PSI_COLOR = "#e2001a", "#1f7a4d", "#8cc084"
 REFERENCE_COLOR, CURRENT_COLOR = "#8a969e", "#fbba00"
 
 
-def psi_bars(frame: pd.DataFrame, psi_threshold: float, p_value: float) -> go.Figure:
+def psi_bars(
+    frame: pd.DataFrame, psi_threshold: float, p_value: float, judged: bool = True
+) -> go.Figure:
     """PSI per feature (`frame`: feature, PSI, test, p-value, verdict), coloured by verdict.
 
     A PSI above the threshold whose test is not significant is its own legend entry, and
-    the threshold is a legend entry rather than a label drawn over the bars."""
+    the threshold is a legend entry rather than a label drawn over the bars. When the rows
+    are not judged (`judged` False: too little data, not a random sample), a PSI above the
+    threshold is "not judged", whatever its p-value: never "not significant" beside p = 1e-80.
+    """
     drift = frame["verdict"] == "drift"
     high = (frame["PSI"] > psi_threshold) & ~drift
+    not_confirmed = (
+        f"PSI > {psi_threshold:g} but not significant (p ≥ {p_value:g})"
+        if judged  # then a PSI above the threshold without drift is one the test did not confirm
+        else f"PSI > {psi_threshold:g}, not judged (see the note above)"
+    )
     kinds = (
         (drift, DRIFT_COLOR, f"drift (PSI > {psi_threshold:g}, p < {p_value:g})"),
-        (high, HIGH_PSI_COLOR, f"PSI > {psi_threshold:g} but not significant (p ≥ {p_value:g})"),
+        (high, HIGH_PSI_COLOR, not_confirmed),
         (~drift & ~high, STEADY_COLOR, "steady"),
     )
     fig = go.Figure()

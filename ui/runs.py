@@ -116,9 +116,12 @@ def _experiment_id(tracking_uri: str, experiment: str, _settings: Settings) -> s
 def experiment_id(settings: Settings, experiment: str) -> str | None:
     """The id of an experiment by name (for MLflow UI links); None when unknown or down."""
     try:
-        return _experiment_id(settings.tracking_uri, experiment, settings)
+        found = _experiment_id(settings.tracking_uri, experiment, settings)
     except DpeError:
         return None
+    if found is None:  # not created yet: the first training creates it, so ask again next time
+        _experiment_id.clear()
+    return found
 
 
 BACKTEST_METRICS = ("mean_macro_f1", "rules_mean_macro_f1", "mean_accuracy", "rules_mean_accuracy")

@@ -81,7 +81,7 @@ def scale_html(
     probabilities: dict | None = None,
     official: str | None = None,
     bounds: tuple | None = None,
-    unit: str = "kWhEP/m²/yr",
+    unit: str = "kWhEP/m²/an",
 ) -> str:
     """The A–G ladder; `predicted` highlighted with its probability, `official` (the label
     the official scale gives the consumption) marked, `bounds` (upper bounds of A..F) shown

@@ -50,9 +50,10 @@ def champion_manifest(settings: Settings) -> tuple[dict | None, str | None]:
 
 
 def clear_status() -> None:
-    """After an ingest or a promotion: the next look is fresh."""
+    """After an ingest, a promotion or a pipeline pass: the next look is fresh."""
     _dataset_status.clear()
     _champion.clear()
+    _api_health.clear()
 
 
 @st.cache_data(ttl=10, show_spinner=False)
@@ -105,12 +106,39 @@ def mlflow_status(settings: Settings) -> Service:
     return Service(False, False, "offline", text)
 
 
+@st.cache_data(ttl=5, show_spinner=False)
+def _api_health(url: str) -> tuple[int | None, str | None]:
+    """(HTTP status of the API's /health, the model version it serves), (None, None) when
+    nothing answers."""
+    try:
+        response = httpx.get(f"{url}/health", timeout=PROBE_TIMEOUT_S)
+    except httpx.HTTPError:
+        return None, None
+    try:
+        served = response.json().get("model_version")
+    except ValueError:  # not the DPE API's JSON
+        served = None
+    return response.status_code, None if served is None else str(served)
+
+
 def api_status(settings: Settings) -> Service:
-    """The API's /health: 200 serves a champion, 503 is up without one."""
+    """The API's /health (200 serves a champion, 503 is up without one), read against the
+    champion in the store: right after a promotion the API is still loading it (it looks for
+    a new one every DPE_RELOAD_INTERVAL_S), which is not "no champion"."""
     url = settings.public_api_url.rstrip("/")
-    code = probe(f"{url}/health")
+    code, served = _api_health(url)
+    manifest, _ = champion_manifest(settings)
+    promoted = None if manifest is None else str(manifest.get("model_version"))
+    loading = (
+        f"API at {url} is loading champion v{promoted} (it looks for a new one every "
+        f"{settings.reload_interval_s:g} s)."
+    )
+    if code == 200 and promoted not in (None, served):
+        return Service(True, True, f"serving v{served}, loading v{promoted}", loading)
     if code == 200:
         return Service(True, True, "online", f"API serving the champion at {url}")
+    if code == 503 and promoted is not None:
+        return Service(True, False, f"up, loading champion v{promoted}", loading)
     if code == 503:
         return Service(
             True,

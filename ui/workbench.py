@@ -4,9 +4,11 @@ champion's input form. Pages stay widgets and charts; this is the logic they sho
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from core.data.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL
+from core.data.validation import field_rules, number_message
 from core.modeling import scales
 
 # "Surface_utile=-3 must be > 0" -> "Surface_utile must be > 0": the rule without the value.
@@ -67,6 +69,17 @@ def official_answer(secteur: str | None, conso: float | None) -> dict | None:
         "better_bound": None if better is None else bounds[LABELS.index(better)],
         "distance": distance,
     }
+
+
+def out_of_bounds(name: str, value: float | None) -> str | None:
+    """Why a number given for record field `name` is not valid (core's words:
+    `Conso_kWhep/m²/an=-1 must be >= 0`), or None."""
+    if value is None:
+        return None
+    for rule in field_rules(name):
+        if rule.fails(np.array([float(value)]))[0]:
+            return number_message(RECORD_FIELDS[name].official, float(value), rule.text)
+    return None
 
 
 def form_fields(input_schema: list[dict]) -> list[dict]:

@@ -7,6 +7,7 @@ from core.data.schema import LABEL_COLUMN, SNAKE_TO_OFFICIAL
 from core.errors import DpeError
 from core.serving import batch
 from ui import charts, frame, workbench
+from ui.format import markdown_text
 from ui.labels import label
 from ui.serving import load_champion
 from ui.template import template_csv
@@ -52,14 +53,14 @@ if upload.size > limit_mb * 1024 * 1024:
 
 
 @st.cache_data(max_entries=2, show_spinner="Reading the CSV…")
-def read_upload(file_id: str, _data: bytes):
-    return read_csv(_data)
+def read_upload(file_id: str, name: str, _data: bytes):
+    return read_csv(_data, name)
 
 
 try:
-    uploaded = read_upload(upload.file_id, upload.getvalue())
+    uploaded = read_upload(upload.file_id, upload.name, upload.getvalue())
 except DpeError as error:
-    st.warning(f"{upload.name} cannot be read: {error}", icon=":material/warning:")
+    st.warning(markdown_text(str(error)), icon=":material/warning:")
     st.stop()
 
 champion, problem = load_champion(settings, manifest)
@@ -81,7 +82,7 @@ try:
     missing = batch.missing_fields(champion, uploaded.columns)
 except DpeError as error:
     refused = f"{upload.name} cannot be predicted: {error}."
-    st.error(refused, icon=":material/block:")
+    st.error(markdown_text(refused), icon=":material/block:")
 else:
     if missing:
         st.warning(
@@ -108,7 +109,9 @@ if clicked:
         predicted = batch.predict_frame(champion, uploaded, source="batch", progress=progress)
     except DpeError as error:
         bar.empty()
-        st.error(f"{upload.name} cannot be predicted: {error}.", icon=":material/block:")
+        st.error(
+            markdown_text(f"{upload.name} cannot be predicted: {error}."), icon=":material/block:"
+        )
         st.stop()
     bar.progress(1.0, text="done")
     st.session_state["batch_result"] = {

@@ -164,7 +164,7 @@ with consumption:
         if not scatter.empty:
             st.plotly_chart(charts.surface_scatter(scatter, log_scale), key="explore_chart_scatter")
         st.caption(
-            "Consumption leaves out ADEME's 0.1 kWhEP/m²/yr placeholder (« vierge » diagnostics "
+            "Consumption leaves out ADEME's 0.1 kWhEP/m²/an placeholder (« vierge » diagnostics "
             "filed as A) and zeros. The official scales differ by family: the same consumption "
             "gives different labels in an office and in a hospital."
         )

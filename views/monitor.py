@@ -115,7 +115,8 @@ metrics[0].metric("Current records", f"{current_rows:,}")
 metrics[1].metric("Training records", f"{result['rows']['reference']:,}")
 metrics[2].metric("Drifting features", f"{len(drifting)}" if judged else "—")
 shift = result["label_shift"]
-metrics[3].metric("Predicted labels", "—" if shift is None else shift["verdict"])
+# The labels are judged when the inputs are: one verdict on the page, not two that disagree.
+metrics[3].metric("Predicted labels", shift["verdict"] if shift and judged else "—")
 
 features = pd.DataFrame(
     [
@@ -131,7 +132,9 @@ features = pd.DataFrame(
 ).sort_values("PSI", ascending=False)
 
 st.plotly_chart(
-    monitor_charts.psi_bars(features, settings.drift_psi_threshold, settings.drift_p_value),
+    monitor_charts.psi_bars(
+        features, settings.drift_psi_threshold, settings.drift_p_value, judged=judged
+    ),
     key="monitor_psi",
 )
 st.dataframe(

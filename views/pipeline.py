@@ -64,6 +64,7 @@ def run_now() -> None:
         st.error(f"The pass stopped: {error}", icon=":material/error:")
         return
     st.cache_data.clear()
+    frame.refresh_sidebar()  # the pass may have added records and promoted a champion
     st.success(f"Decision: **{state.decision}**", icon=":material/check_circle:")
     for reason in state.reasons:
         st.markdown(f"- {reason}")

@@ -5,7 +5,7 @@ import streamlit as st
 from core.data.feature_sets import CONSUMPTION_FIELDS
 from ui import charts, frame, workbench
 from ui.charts import CONSUMPTION_UNIT
-from ui.format import short
+from ui.format import markdown_text, short
 from ui.labels import FAMILY_LABELS, label
 from ui.scale import scale_html
 from ui.serving import load_champion
@@ -53,13 +53,12 @@ def field_widget(field: dict, container):
     if high is not None:
         bounds.append(f"≤ {high:g}")
     help_text += f" · valid: {' and '.join(bounds)}" if bounds else ""
-    integer = field["kind"] == "integer"
+    # No min/max on the widget: a value out of bounds would leave the form unsubmitted
+    # without a word. The champion checks it and names the field and the bound.
     return container.number_input(
         label(field["name"]),
-        min_value=None if low is None else (int(low) if integer else float(low)),
-        max_value=None if high is None else (int(high) if integer else float(high)),
         value=None,
-        step=1 if integer else None,
+        step=1 if field["kind"] == "integer" else None,
         placeholder=NOT_GIVEN,
         key=key,
         help=help_text,
@@ -85,8 +84,6 @@ with st.form("predict_form", border=True):
         )
         scale_conso = st.columns(3)[0].number_input(
             label("conso_kwhep_m2_an"),
-            min_value=0.0,
-            max_value=1_000_000.0,
             value=None,
             placeholder=NOT_GIVEN,
             key="predict_scale_conso",
@@ -109,13 +106,15 @@ answer = st.session_state.get("predict_result")
 if answer is None:
     st.stop()
 result = answer["result"]
-if result["error"]:
+problem = result["error"] or workbench.out_of_bounds("conso_kwhep_m2_an", answer["scale_conso"])
+if problem:
     st.warning(
-        f"The champion cannot take this record: {result['error']}", icon=":material/warning:"
+        f"The champion cannot take this record: {markdown_text(problem)}",
+        icon=":material/warning:",
     )
     st.stop()
 if result.get("warnings"):
-    notes = "\n".join(f"- {warning}" for warning in result["warnings"])
+    notes = "\n".join(f"- {markdown_text(warning)}" for warning in result["warnings"])
     st.warning(
         f"Predicted, but the champion set something aside:\n{notes}",
         icon=":material/info:",

@@ -6,7 +6,13 @@ from core.data import warehouse
 from core.data.feature_sets import FEATURE_SETS
 from core.errors import DpeError
 from core.modeling import train
-from core.modeling.models import DEFAULT_MODELS, FAMILIES, NEEDS_CONSUMPTION, SEARCHES
+from core.modeling.models import (
+    DEFAULT_MODELS,
+    FAMILIES,
+    NEEDS_CONSUMPTION,
+    SEARCHES,
+    search_space,
+)
 from ui import charts, frame, runs
 from ui.estimate import training_estimate
 from ui.format import (
@@ -15,6 +21,7 @@ from ui.format import (
     feature_set_help,
     leakage_note,
     model_label,
+    score_delta,
     short,
 )
 from ui.labels import label
@@ -33,6 +40,34 @@ try:
 except DpeError as error:
     st.warning(str(error), icon=":material/hourglass_empty:")
     st.stop()
+
+
+def untunable_reason(family: str) -> str | None:
+    """Why search and CV folds do not apply to `family`, or None when they do."""
+    if search_space(family, "grid"):
+        return None
+    return (
+        f"{model_label(family)} has no hyper-parameters to tune: it trains once on the "
+        "training part, so there is nothing to search or cross-validate."
+    )
+
+
+def on_model_change() -> None:
+    """A family without hyper-parameters shows "no search"; the next family that has some
+    gets the default search (grid) back."""
+    if untunable_reason(st.session_state["train_model"]):
+        st.session_state["train_search"] = "none"
+        st.session_state["train_search_forced"] = True
+    elif st.session_state.pop("train_search_forced", False):
+        st.session_state["train_search"] = "grid"
+
+
+def on_features_change() -> None:
+    """Each feature set preselects its default family (the CLI's)."""
+    st.session_state["train_model"] = DEFAULT_MODELS[st.session_state["train_features"]]
+    on_model_change()
+
+
 left, right = st.columns(2)
 feature_set = left.selectbox(
     "Feature set",
@@ -40,6 +75,7 @@ feature_set = left.selectbox(
     index=list(FEATURE_SETS).index("building-only"),
     key="train_features",
     help=feature_set_help(),
+    on_change=on_features_change,
 )
 families = [
     family
@@ -52,25 +88,38 @@ model = right.selectbox(
     index=families.index(DEFAULT_MODELS[feature_set]),  # the CLI's defaults
     format_func=model_label,
     key="train_model",
+    on_change=on_model_change,
 )
+untunable = untunable_reason(model)
 search = left.selectbox(
     "Hyper-parameter search",
     list(SEARCHES),
-    index=list(SEARCHES).index("grid"),  # the CLI's default
+    index=list(SEARCHES).index("none" if untunable else "grid"),  # the CLI's default
     format_func=lambda name: SEARCH_LABELS[name],
     key="train_search",
-    disabled=model == "rules",
-    help="The search scores each candidate by macro-F1 with k-fold cross-validation on the "
+    disabled=untunable is not None,
+    help=untunable
+    or "The search scores each candidate by macro-F1 with k-fold cross-validation on the "
     "training part.",
 )
+search = "none" if untunable else search
 cv = right.slider(
     "Cross-validation folds",
     2,
     10,
     5,
     key="train_cv",
-    disabled=search == "none" or model == "rules",
+    disabled=search == "none",
+    help=untunable
+    or (
+        "No search: the model trains once with its default hyper-parameters, nothing is "
+        "cross-validated."
+        if search == "none"
+        else "The training part is cut into this many folds to score each candidate."
+    ),
 )
+if untunable:
+    st.caption(f":material/block: Search and cross-validation are off: {untunable}")
 dataset = left.selectbox(
     "Dataset version",
     versions,
@@ -84,8 +133,7 @@ else:
     fields = ", ".join(label(f) for f in FEATURE_SETS[feature_set].fields)
     st.caption(f"`{feature_set}`: {fields}.")
 
-search = "none" if model == "rules" else search
-estimate = training_estimate(model, search, cv, status["labelled"])
+estimate = training_estimate(feature_set, model, search, cv, status["labelled"])
 st.caption(f":material/timer: {estimate}")
 
 if st.button("Train", key="train_run", type="primary", icon=":material/play_arrow:"):
@@ -139,10 +187,16 @@ is_baseline = result["model"] == "rules" and baseline == "rules"
 for column, name in zip(st.columns(len(SHOWN)), SHOWN, strict=True):
     value = metrics.get(name)
     reference = None if is_baseline else metrics.get(f"baseline_{baseline}_{name}")
-    delta = None
+    delta, level = None, False
     if name in COMPARED and value is not None and reference is not None:
-        delta = f"{value - reference:+.3f} vs {BASELINE_LABELS[baseline]}"
-    column.metric(label(name), "—" if value is None else f"{value:.3f}", delta)
+        delta, level = score_delta(value, reference)
+    column.metric(
+        label(name),
+        "—" if value is None else f"{value:.3f}",
+        delta and f"{delta} vs {BASELINE_LABELS[baseline]}",
+        delta_color="off" if level else "normal",
+        delta_arrow="off" if level else "auto",
+    )
 if is_baseline:
     st.caption("This run is the rule baseline itself: the official scales applied as they are.")
 else:
@@ -190,5 +244,14 @@ with right:
     importance = details.get("importance")
     if importance is not None and not importance.empty:
         st.plotly_chart(charts.importance_bars(importance), key="train_chart_importance")
-        st.caption("Macro-F1 lost when the field is shuffled on the test split (permutation).")
+        unused = int((importance["importance"] == 0).sum())
+        st.caption(
+            "Macro-F1 lost when the field is shuffled on the test split (permutation)."
+            + (
+                f" {unused} of the {len(importance)} fields change nothing when shuffled "
+                "(the model does not use them): they have no bar."
+                if unused
+                else ""
+            )
+        )
 frame.page_link("compare", "Compare this run with others")

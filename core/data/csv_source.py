@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from core.data.sources import head
+from core.data.sources import head, not_text
 from core.data.warehouse import literal, quote
 from core.errors import DpeError
 
@@ -37,9 +37,8 @@ def _is_utf8(path: Path, name: str) -> bool:
     with open(path, "rb") as file:
         while chunk := file.read(CHUNK_BYTES):
             if (nul := chunk.find(b"\x00")) >= 0:
-                raise DpeError(
-                    f"source {name} is a binary file, not a CSV: a NUL byte at byte {offset + nul}"
-                )
+                where = f": a NUL byte at byte {offset + nul}"
+                raise not_text(name, chunk if offset == 0 else b"", "a CSV", where)
             offset += len(chunk)
             utf8 = utf8 and _decodes(decoder, chunk)
     return utf8 and _decodes(decoder, b"", final=True)

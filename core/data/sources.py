@@ -32,8 +32,26 @@ def head(source: str | Path | bytes, name: str) -> bytes:
     if not first.strip():
         raise DpeError(f"source {name} is empty")
     if b"\x00" in first:
-        raise DpeError(f"source {name} is a binary file, not a CSV or JSON file")
+        raise not_text(name, first, "a CSV or JSON file")
     return first
+
+
+# Files a spreadsheet saves: the user most likely meant to export them as CSV.
+SPREADSHEETS = {"xlsx", "xls", "ods"}
+
+
+def not_text(name: str, first: bytes, expected: str, where: str = "") -> DpeError:
+    """The error for a binary file given where text was expected, saying what the file is
+    from its first bytes (`source a.csv is a .png file (image/png), not a CSV`), or "a binary
+    file" when its kind is not known; `where` adds where the binary content was found."""
+    import filetype
+
+    kind = filetype.guess(first)
+    what = "a binary file" if kind is None else f"a .{kind.extension} file ({kind.mime})"
+    hint = ""
+    if kind is not None and kind.extension in SPREADSHEETS:
+        hint = ": save it as CSV from the spreadsheet first"
+    return DpeError(f"source {name} is {what}, not {expected}{where}{hint}")
 
 
 def source_kind(source: str) -> str:

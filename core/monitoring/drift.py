@@ -5,6 +5,7 @@ numbers). A feature drifts only when both say so: on large samples a test finds 
 differences significant, and on small ones PSI is noisy.
 """
 
+import warnings
 from datetime import UTC, datetime, timedelta
 from typing import TypedDict
 
@@ -184,7 +185,11 @@ def _ks(reference_values: np.ndarray, current_values: np.ndarray) -> tuple[float
     current_values = current_values[~np.isnan(current_values)]
     if not len(reference_values) or not len(current_values):
         return 0.0, float("nan")
-    result = stats.ks_2samp(reference_values, current_values)
+    with warnings.catch_warnings():
+        # scipy tries the exact p-value up to 10,000 rows; when that fails numerically it
+        # warns and gives the asymptotic one, which is the answer wanted: no log line for it.
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful")
+        result = stats.ks_2samp(reference_values, current_values)
     return float(result.statistic), float(result.pvalue)
 
 
@@ -327,7 +332,9 @@ def drift_report(
             "min_rows": settings.drift_min_rows,
         },
         features=features,
-        label_shift=label_shift(settings, reference, current) if predictions else None,
+        label_shift=label_shift(settings, reference, current, not_a_sample)
+        if predictions
+        else None,
         volume=volume(current) if predictions else None,
     )
 
@@ -350,12 +357,15 @@ def sample_warning(current: pd.DataFrame, fields) -> str | None:
     )
 
 
-def label_shift(settings: Settings, reference: pd.DataFrame, current: pd.DataFrame) -> dict | None:
-    """Labels predicted now against those the champion predicts on its own training data.
-
-    Its predictions rather than the true labels: a model's label mix differs from the truth
-    (rare classes are under-predicted), and only a change of its own mix is a shift.
-    """
+def label_shift(
+    settings: Settings,
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    not_a_sample: str | None = None,
+) -> dict | None:
+    """Labels predicted now against those the champion predicts on its own training data
+    (not the true labels: a model's mix differs from the truth, only a change of its own is a
+    shift). No verdict on too few labels, nor when the inputs are not judged (`not_a_sample`)."""
     labels = current["label"].dropna()
     if labels.empty:
         return None
@@ -365,8 +375,8 @@ def label_shift(settings: Settings, reference: pd.DataFrame, current: pd.DataFra
         pd.Series(expected), labels, "category", settings, categories=list(LABELS)
     )
     too_little = len(labels) < settings.drift_min_rows
-    result["drift"] = result["drift"] and not too_little
-    result["verdict"] = _verdict(result["drift"], too_little)
+    result["drift"] = result["drift"] and not too_little and not not_a_sample
+    result["verdict"] = _verdict(result["drift"], too_little, not_a_sample)
     return result
 
 

@@ -346,7 +346,10 @@ class Champion:
             unseen = np.fromiter(
                 (isinstance(v, str) and v not in known for v in values), bool, len(values)
             )
-            warnings.add(unseen, lambda row, v=values, o=official: unseen_category(o, v[row]))
+            warnings.add(
+                unseen,
+                lambda row, v=values, o=official, k=known: unseen_category(o, v[row], k),
+            )
 
     def hand_to_sink(
         self,

@@ -4,6 +4,7 @@ optional, as columns (one array per field), unknown keys named with the closest 
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -88,11 +89,24 @@ def _closest(key: str) -> str:
     return f" (did you mean {' or '.join(names)}?)" if names else ""
 
 
-def unseen_category(official: str, value: str) -> str:
+def unseen_category(official: str, value: str, known: frozenset[str] = frozenset()) -> str:
+    """The warning for a category the model never saw, with the closest `known` ones: a typo
+    is then one click from its fix."""
     return (
         f"{official}='{value}' is a category the model never saw in training: "
-        "predicted as an unknown one"
+        f"predicted as an unknown one{_closest_category(value, known)}"
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _closest_category(value: str, known: frozenset[str]) -> str:
+    """` (did you mean 'x'?)` for the known categories closest to `value`, case aside; cached:
+    a batch repeats its unseen values."""
+    by_folded = {category.casefold(): category for category in sorted(known)}
+    # A typo scores above 0.9; two sectors that only share « Établissements de » about 0.78.
+    matches = difflib.get_close_matches(value.casefold(), list(by_folded), n=2, cutoff=0.85)
+    names = " or ".join(f"'{by_folded[match]}'" for match in matches)
+    return f" (did you mean {names}?)" if names else ""
 
 
 def fields_frame(records) -> pd.DataFrame:

@@ -294,6 +294,25 @@ def test_docs_work_offline(client):
     assert client.get("/openapi.json").status_code == 200
 
 
+def test_the_root_url_is_an_index_of_the_routes(client):
+    """Issue 23.11: the URL `make run` prints answered 404."""
+    response = client.get("/")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "DPE workbench API" and body["version"]
+    for name, path in (("docs", "/docs"), ("health", "/health"), ("model", "/model")):
+        assert body["links"][name] == path
+        assert client.get(path).status_code == 200, path
+
+
+def test_redoc_script_names_no_cdn(client):
+    """Issue 23.12: ReDoc's script drew Redocly's logo from their CDN (broken offline)."""
+    script = client.get("/docs-assets/redoc.standalone.js")
+    assert script.status_code == 200 and len(script.content) > 500_000
+    assert "cdn.redoc.ly" not in script.text
+    assert "API docs by Redocly" in script.text  # the same script, only that address changed
+
+
 def test_production_uvicorn_exits_with_the_reason(tmp_path):
     env = {"DPE_ENV": "production", "DPE_API_TOKEN": DEFAULT_API_TOKEN, "DPE_HOME": str(tmp_path)}
     port = str(free_port())

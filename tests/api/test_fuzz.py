@@ -35,4 +35,4 @@ def test_schemathesis_checks_all(settings, s3_endpoint, s3_bucket, pipelines, tm
         )
     report = completed.stdout[-6000:] + completed.stderr[-2000:]
     assert completed.returncode == 0, report
-    assert "Tested: 8" in completed.stdout, report  # /livez, /readyz, /metrics too
+    assert "Tested: 9" in completed.stdout, report  # /, /livez, /readyz, /metrics too

@@ -7,7 +7,7 @@ import pandas as pd
 from core.monitoring import prediction_store
 from core.storage import Store
 from core.tracking.champion_store import read_manifest
-from tests.support.pages import assert_clean, open_page, texts
+from tests.support.pages import assert_clean, open_page, shown, texts
 from tooling.synth import generate_records
 from ui.template import template_csv
 
@@ -118,7 +118,7 @@ def test_a_file_with_none_of_the_fields_is_refused_and_nothing_is_logged(own_dat
     app = open_page(PAGE)
     upload(app, "shop.csv", b"name,price,colour\nchair,10,red\ntable,40,blue\n")
     assert not app.exception
-    refusal = texts(app.error)
+    refusal = shown(texts(app.error))
     assert "shop.csv cannot be predicted" in refusal and "expected some of" in refusal
     assert "Secteur_activité" in refusal and "Surface_utile" in refusal
     assert app.button(key="batch_run").disabled  # AppTest, as a browser, cannot click it

@@ -149,6 +149,8 @@ def test_offline_fetch_says_what_happened_and_where_to_go(empty_env, monkeypatch
     assert "data.ademe.invalid could not be reached" in warning
     assert "Upload an ADEME CSV" in warning and ADEME_PAGE in warning
     assert "Errno" not in warning and "attempt" not in warning
+    # Issue 23.16: the message is above the Ingest records panel, whose tab it names.
+    assert "tab of *Ingest records* below" in warning and "above" not in warning
 
 
 def test_a_bad_csv_is_a_warning_naming_the_problem(empty_env):
@@ -172,6 +174,37 @@ def test_an_api_without_champion_is_up_not_online(empty_env, monkeypatch):
     assert "API docs]" in texts(app.sidebar.markdown)
     assert "up, no champion" in texts(app.sidebar.markdown)
     assert "no champion to serve yet" in texts(app.info)
+
+
+def test_an_api_loading_the_promoted_champion_does_not_say_no_champion(data_env, monkeypatch):
+    """Issue 23.8: right after a promotion the API (503 until it loads the new champion)
+    read "up, no champion" in the sidebar, beside the champion it was loading."""
+    with health_server(503) as url:
+        monkeypatch.setenv("DPE_API_URL", url)
+        get_settings.cache_clear()
+        app = open_page()
+    assert_clean(app)
+    statuses = [m.value for m in app.metric if m.label == "Status"]
+    assert statuses == ["offline", "up, loading champion v1"]  # MLflow, API
+    assert "loading champion v1" in texts(app.sidebar.markdown)
+    assert "no champion" not in texts(app.sidebar.markdown)
+
+
+def test_the_mlflow_runs_link_follows_the_first_training(empty_env, mlflow_server, monkeypatch):
+    """Issue 23.16: the sidebar's "MLflow runs" link kept landing on the experiment list
+    after the first training created the experiment (its absence was cached for a minute)."""
+    from core.tracking import registry
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.delenv("DPE_MLFLOW_UI_URL")
+    get_settings.cache_clear()
+    app = open_page()
+    assert f"[MLflow runs]({mlflow_server}/#/experiments)" in texts(app.sidebar.markdown)
+    settings = get_settings()
+    created = registry.experiment_id(settings, registry.connect(settings))  # as train() does
+    app.run()
+    runs = f"[MLflow runs]({mlflow_server}/#/experiments/{created}/runs)"
+    assert runs in texts(app.sidebar.markdown)
 
 
 def test_a_running_mlflow_server_shows_online(empty_env, mlflow_server, monkeypatch):

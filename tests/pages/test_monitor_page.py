@@ -119,3 +119,13 @@ def test_repeated_records_are_not_a_random_sample_and_raise_no_alarm(own_data_en
     assert not drift_alarms(app), texts(app.warning)
     assert "Not a random sample of buildings" in texts(app.info)
     assert app.metric[2].value == "—"
+    # Issue 23.4: one verdict on the page. The labels of such traffic are not judged either
+    # (the KPI said "Predicted labels: drift"), and a PSI above the threshold is "not judged",
+    # not "not significant" beside a p-value of 1e-80.
+    assert app.metric[3].label == "Predicted labels" and app.metric[3].value == "—"
+    report = drift.drift_report(own_data_env)
+    assert report["label_shift"]["verdict"] == "not a random sample"
+    assert not report["label_shift"]["drift"]
+    psi = figure(app.get("plotly_chart")[0])
+    names = [trace.get("name", "") for trace in psi["data"]]
+    assert not [name for name in names if "not significant" in name], names

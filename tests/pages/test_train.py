@@ -43,6 +43,30 @@ def test_defaults_are_the_clis_with_a_time_estimate(data_env):
     assert model_label("sector-scale") in app.selectbox(key="train_model").options
 
 
+def test_each_feature_set_preselects_its_default_and_says_why_search_is_off(data_env):
+    """Issue 23.3: the page kept hgb when the feature set became with-consumption, and took
+    a grid search for families that have nothing to tune, silently ignored."""
+    app = open_page(PAGE)
+    app.selectbox(key="train_features").set_value("with-consumption").run()
+    assert_clean(app)
+    assert app.selectbox(key="train_model").value == "sector-scale"
+    search, folds = app.selectbox(key="train_search"), app.slider(key="train_cv")
+    assert search.value == "none" and search.disabled and folds.disabled
+    why = "has no hyper-parameters to tune"
+    assert why in texts(app.caption) and why in search.help and why in folds.help
+    assert "one fit" in texts(app.caption)
+    # A family with hyper-parameters gets the default search back; the rules have none.
+    app.selectbox(key="train_model").set_value("hgb").run()
+    search = app.selectbox(key="train_search")
+    assert search.value == "grid" and not search.disabled
+    assert not app.slider(key="train_cv").disabled and why not in texts(app.caption)
+    app.selectbox(key="train_model").set_value("rules").run()
+    assert app.selectbox(key="train_search").value == "none"
+    app.selectbox(key="train_features").set_value("building-only").run()
+    assert app.selectbox(key="train_model").value == "hgb"
+    assert app.selectbox(key="train_search").value == "grid"
+
+
 def test_a_grid_search_completes_and_appears_in_compare(own_data_env):
     """The page's default search with its Streamlit progress bar: the search's worker
     processes must never receive the bar (it cannot be unpickled there)."""

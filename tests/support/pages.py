@@ -1,5 +1,6 @@
 """Running workbench pages in-process (AppTest) against an isolated DPE_HOME."""
 
+import re
 from pathlib import Path
 
 import streamlit as st
@@ -87,3 +88,9 @@ def assert_clean(app: AppTest) -> None:
 
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
+
+
+def shown(markdown: str) -> str:
+    """Markdown as the browser shows it, as far as escapes go: `N°\\_département` reads
+    `N°_département` (pages escape the plain text they put in Markdown)."""
+    return re.sub(r"\\(.)", r"\1", markdown)

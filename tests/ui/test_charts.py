@@ -7,6 +7,7 @@ import pytest
 from core.data.schema import COLUMNS, LABELS
 from core.modeling.evaluate import confusion_data
 from ui import chart_style, charts, labels, monitor_charts, scale
+from ui.labels import FAMILY_LABELS
 
 BOUNDS = (50, 110, 210, 350, 540, 750)
 
@@ -133,3 +134,61 @@ def test_scale_ranges_name_the_variable_and_text_is_readable_on_every_bar():
         ):
             # Large bold text: WCAG asks for 3:1; pale bars get more.
             assert scale.contrast(scale.text_color(background), background) >= 4
+
+
+def test_psi_bars_of_rows_not_judged_never_call_a_tiny_p_value_not_significant():
+    """Issue 23.4: "PSI > 0.2 but not significant (p ≥ 0.01)" was drawn beside p = 6e-86 for
+    traffic that is not a random sample (no feature is judged there)."""
+    frame = pd.DataFrame(
+        {
+            "feature": ["surface_utile", "version_dpe"],
+            "PSI": [3.2, 0.01],
+            "test": ["ks", "ks"],
+            "p-value": [6e-86, 0.8],
+            "verdict": ["not a random sample", "not a random sample"],
+        }
+    )
+    fig = monitor_charts.psi_bars(frame, psi_threshold=0.2, p_value=0.01, judged=False)
+    names = {trace.name: list(trace.x) for trace in fig.data if trace.type == "bar"}
+    assert not [name for name in names if "not significant" in name]
+    assert names["PSI > 0.2, not judged (see the note above)"] == ["Usable floor area (m²)"]
+
+
+def test_importance_bars_leave_out_the_fields_a_model_does_not_read():
+    """Issue 23.16: the sector-scale chart was padded with zero bars."""
+    frame = pd.DataFrame(
+        {
+            "feature": ["conso_kwhep_m2_an", "secteur_activite", "surface_utile", "version_dpe"],
+            "importance": [0.41, 0.12, 0.0, 0.0],
+        }
+    )
+    fig = charts.importance_bars(frame)
+    assert list(fig.data[0].y) == ["Primary energy use (kWhEP/m²/an)", "Activity sector"]
+    assert fig.layout.title.text == "Field importance (top 2)"
+
+
+def test_consumption_boxes_say_what_their_colours_are():
+    """Issue 23.14: the boxes by official scale had no legend title, names cut short."""
+    stats = pd.DataFrame(
+        {
+            "label": ["A", "A"],
+            "group": ["autres_batiments", "occupation_continue"],
+            "records": [4, 5],
+            **{name: [10.0, 20.0] for name in ("p05", "q1", "median", "q3", "p95")},
+        }
+    )
+    fig = charts.consumption_boxes(stats, log_scale=True, by="family")
+    assert fig.layout.legend.title.text.startswith("Official scale family")
+    assert "official scale family" in fig.layout.title.text
+    names = [trace.name.replace("<br>", " ") for trace in fig.data]
+    assert names == [FAMILY_LABELS["autres_batiments"], FAMILY_LABELS["occupation_continue"]]
+    by_sector = charts.consumption_boxes(stats.assign(group=["W : x", "J : y"]), True, "sector")
+    assert by_sector.layout.legend.title.text.startswith("Sector")
+
+
+def test_period_heatmap_title_fits_half_the_page():
+    """Issue 23.14: the one-line title was cut ("records in bra") in its half-page column."""
+    table = pd.DataFrame({"A": [3, 0], "D": [1, 8]}, index=["avant 1948", "1948-1974"])
+    fig = charts.period_heatmap(table, share=True)
+    assert len(fig.layout.title.text) <= 40
+    assert fig.layout.title.subtitle.text == "share of each period; records in brackets"

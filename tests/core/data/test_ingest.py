@@ -1,10 +1,13 @@
 """Ingest: sources, cleaning, upserts, dataset versions, bad sources, the API client, the CLI."""
 
 import errno
+import io
 import json
+import re
 import subprocess
 import sys
 import time
+import zipfile
 
 import duckdb
 import httpx
@@ -122,7 +125,9 @@ def test_read_csv_reads_french_excel_exports():
     [
         ("/no/such.csv", "source /no/such.csv does not exist"),
         (b"", "source uploaded CSV is empty"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00", "source uploaded CSV is a binary file"),
+        # Issue 23.13: say what the file is.
+        (b"\x89PNG\r\n\x1a\n\x00\x00", "source uploaded CSV is a .png file (image/png), not a"),
+        (b"\x00\x01\x02\x03 garbage", "source uploaded CSV is a binary file, not a"),
         # Past the head that is sniffed: the whole file is checked.
         (
             b"a,b\n" + b"1,2\n" * 50_000 + b"\x00,1\n",
@@ -133,8 +138,23 @@ def test_read_csv_reads_french_excel_exports():
     ],
 )
 def test_read_csv_refuses_what_is_not_a_csv(source, message):
-    with pytest.raises(DpeError, match=message):
+    with pytest.raises(DpeError, match=re.escape(message)):
         read_csv(source)
+
+
+def test_a_spreadsheet_given_as_a_csv_is_named_with_what_to_do(tmp_path):
+    """Issue 23.13: an Excel workbook renamed .csv."""
+    workbook = io.BytesIO()
+    with zipfile.ZipFile(workbook, "w") as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    with pytest.raises(DpeError) as refused:
+        read_csv(workbook.getvalue(), name="buildings.csv")
+    assert str(refused.value) == (
+        "source buildings.csv is a .xlsx file "
+        "(application/vnd.openxmlformats-officedocument.spreadsheetml.sheet), not a CSV or JSON "
+        "file: save it as CSV from the spreadsheet first"
+    )
 
 
 def test_read_csv_names_the_line_at_fault():

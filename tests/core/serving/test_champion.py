@@ -186,6 +186,17 @@ def test_a_category_never_seen_is_predicted_with_a_warning(champion, records):
     assert champion.predict([records[0]])[0]["warnings"] == []
 
 
+def test_a_misspelt_category_is_warned_of_with_the_closest_known_ones(champion, records):
+    """Issue 23.15: a typo in a category said "predicted as an unknown one", no suggestion."""
+    known = sorted(champion._categories["secteur_activite"])
+    office = next(value for value in known if value.startswith("W : "))
+    typo = office.replace("bureaux", "bureax").upper()  # a typo, and the case changed
+    (result,) = champion.predict([records[0] | {"secteur_activite": typo}])
+    assert result["label"] in LABELS
+    [warning] = result["warnings"]
+    assert warning.endswith(f"predicted as an unknown one (did you mean '{office}'?)")
+
+
 def test_unknown_keys_are_warned_of_with_the_closest_field_names(champion, records):
     record = records[0] | {"surfce_utile": 12, "Etiquete_DPE": "C", "comment": "x"}
     (result,) = champion.predict([record])
