@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 # building and running the product's image: podman with runc, debootstrap for its base).
 APT_PACKAGES := chromium postgresql docker-compose podman runc debootstrap
 
-.PHONY: install lock system-deps test lint format run ingest bench clean
+.PHONY: install lock system-deps test lint format docs run ingest bench clean
 
 install: $(VENV)/.installed
 
@@ -85,6 +85,13 @@ test: install airflow-install checkov-install system-deps lint
 	wait $$image; images=$$?; \
 	echo "== tests/test_image.py, run beside the suite:"; cat $$log; rm -f $$log; \
 	test $$suite = 0 && test $$images = 0
+
+# The documentation site (mkdocs.yml, docs/) into site/: strict (a broken link or a docstring
+# mkdocstrings cannot read fails it) and offline (no plugin fetches, no web font, no CDN). The
+# reference pages are generated from the code (tooling/docs_site.py). `make test` builds it
+# too (tests/test_docs.py), with the network closed where the machine allows.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir site
 
 # The deployment files alone: Dockerfile (hadolint), docker-compose.yml (docker-compose v1,
 # dclint), the Kubernetes overlays (schemas), Terraform (fmt, names), checkov over all four.

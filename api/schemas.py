@@ -175,6 +175,6 @@ MANIFEST_EXAMPLE = {
         }
     ],
     "model_dir": "v3",
-    "model_file": "v3/model.pkl",
-    "files": {"v3/model.pkl": "sha256 hex digest"},
+    "model_file": "v3/model.skops",
+    "files": {"v3/model.skops": "sha256 hex digest"},
 }

@@ -4,7 +4,9 @@
 the reference in one assignment: a request holds the champion it started with until it ends,
 so a swap never changes a model under a request. While the store cannot be read, or the
 published files no longer match the manifest (re-hashed every `verify_interval_s`), the
-champion already loaded keeps serving and the state says why (`/health`: degraded).
+champion already loaded keeps serving and the state says why (`/health`: degraded). A model
+the loader refuses (Conflict: untrusted types, unsafe trees, not this project's model) is
+never served, not even by the quick start, and not loaded again until the manifest changes.
 """
 
 import asyncio
@@ -14,7 +16,7 @@ import time
 from collections.abc import Iterable
 
 from core.config import Settings
-from core.errors import DpeError
+from core.errors import Conflict, DpeError
 from core.serving.champion import Champion, PredictionSink, load_champion, serving_champions
 from core.storage import Store
 from core.tracking import champion_store
@@ -32,19 +34,22 @@ class ServingState:
         self._store: Store | None = None
         self._lock = threading.Lock()  # the watcher and /admin/reload never load at once
         self._verified_at = time.monotonic()  # a champion is verified when it is loaded
+        self._refused: tuple[tuple, str] | None = None  # (manifest key, why) of a refused model
 
     def refresh(self) -> bool:
         """Load the store's champion if it is not the one served; True when it swapped."""
         with self._lock:
+            current = self.champion
             try:
                 store = self._store = self._store or Store(self.settings)
                 manifest = champion_store.read_manifest(store)
-                current = self.champion
+                key = champion_store.manifest_key(manifest)
+                if self._refused is not None and self._refused[0] == key:
+                    return self._failed(self._refused[1])
                 if (
                     current is not None
                     and not current.light  # served unchecked: load it checked
-                    and champion_store.manifest_key(manifest)
-                    == champion_store.manifest_key(current.manifest)
+                    and key == champion_store.manifest_key(current.manifest)
                 ):
                     self._verify(store, manifest)
                     self.problem = None
@@ -66,6 +71,9 @@ class ServingState:
                     log.info(
                         "serving champion %s (engines %s)", champion.model_version, champion.engines
                     )
+            except Conflict as error:  # the model is refused: what served before keeps serving
+                self.champion, self._refused = current, (key, str(error))
+                return self._failed(str(error))
             except DpeError as error:
                 return self._failed(str(error))
             except Exception as error:  # a bug must not stop the watcher: say it, keep serving

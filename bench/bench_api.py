@@ -43,6 +43,7 @@ from core.data.schema import LABELS, RECORD_FIELDS
 from core.data.validation import clean
 from core.modeling.features import RecordEncoder
 from core.modeling.models import build_pipeline, label_index_from_proba
+from core.tracking.model_format import TRUSTED_TYPES
 from tests.support.champion import labelled, publish_champion
 from tests.support.servers import free_port
 from tooling.synth import generate_records, write_csv
@@ -86,7 +87,8 @@ def save_champion(pipeline: Pipeline, X: pd.DataFrame, work: Path, settings: Set
     mlflow.sklearn.save_model(
         pipeline,
         model_dir,
-        serialization_format="cloudpickle",
+        serialization_format="skops",
+        skops_trusted_types=list(TRUSTED_TYPES),
         input_example=example.astype(object).where(example.notna(), None),
     )
     publish_champion(settings, pipeline, 1, model_dir=model_dir)

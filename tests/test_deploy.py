@@ -161,7 +161,10 @@ def test_every_workbench_start_names_its_address():
     assert "--server.address 127.0.0.1" in workbench
     command = yaml.safe_load(COMPOSE_FILE.read_text())["services"]["workbench"]["command"]
     assert command[command.index("--server.address") + 1] == "0.0.0.0"  # inside its container
-    documented = re.findall(r"`(streamlit run [^`]*)`", (ROOT / "README.md").read_text())
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    documented = [
+        line for page in pages for line in re.findall(r"`(streamlit run [^`]*)`", page.read_text())
+    ]
     assert documented
     for line in documented:
         assert "--server.address 127.0.0.1" in line, line

@@ -20,7 +20,7 @@ def add_cli(subparsers) -> None:
     parser = subparsers.add_parser(
         "pipeline-step", help="one step of a pass, on the state the step before printed"
     )
-    parser.add_argument("step", choices=pipeline.STEPS)
+    parser.add_argument("step", choices=pipeline.STEPS, help="the step to run")
     parser.add_argument(
         "--input", default="{}", help="the JSON state the step before printed ({} to start)"
     )

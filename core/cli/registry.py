@@ -7,13 +7,15 @@ from core.tracking.registry import Promotion, list_runs, promote
 
 def add_cli(subparsers) -> None:
     runs = subparsers.add_parser("runs", help="list training runs, best macro-F1 first")
-    runs.add_argument("--features", choices=tuple(FEATURE_SETS))
+    runs.add_argument(
+        "--features", choices=tuple(FEATURE_SETS), help="only runs on this feature set"
+    )
     runs.add_argument("--dataset", help="only runs on this dataset version")
     runs.set_defaults(run=_runs_command)
     promote_parser = subparsers.add_parser(
         "promote", help="register a run's model and make it the champion"
     )
-    promote_parser.add_argument("run_id", metavar="RUN_ID")
+    promote_parser.add_argument("run_id", metavar="RUN_ID", help="the MLflow run (see `runs`)")
     promote_parser.set_defaults(run=_promote_command)
 
 

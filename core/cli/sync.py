@@ -30,6 +30,9 @@ def _sync_command(args, settings: Settings) -> dict:
     if args.watch <= 0:
         raise DpeError("--watch takes a number of seconds above 0")
     log.info("sync: following the alias `champion` every %s s (Ctrl-C stops)", args.watch)
+    # Each pass asks MLflow's /health first: httpx would log that request every pass. The
+    # watch logs what changes instead (core.tracking.sync.watch_champion).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is the normal way to stop
         watch_champion(settings, args.watch)
     return {"status": "stopped"}

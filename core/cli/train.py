@@ -26,7 +26,9 @@ def _fraction(text: str) -> float:
 def add_cli(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a model and log it to MLflow")
     _model_options(parser)
-    parser.add_argument("--search", default="grid", choices=SEARCHES)
+    parser.add_argument(
+        "--search", default="grid", choices=SEARCHES, help="hyper-parameter search (none: defaults)"
+    )
     parser.add_argument("--cv", type=_folds, default=5, help="CV folds (>= 2)")
     parser.add_argument(
         "--split",
@@ -37,7 +39,7 @@ def add_cli(subparsers) -> None:
     parser.add_argument(
         "--test-size", type=_fraction, default=train.TEST_SIZE, help="test fraction (0-1)"
     )
-    parser.add_argument("--seed", type=int, default=train.SEED)
+    parser.add_argument("--seed", type=int, default=train.SEED, help="random seed")
     parser.set_defaults(run=_train_command)
 
     parser = subparsers.add_parser(
@@ -51,7 +53,12 @@ def add_cli(subparsers) -> None:
 
 
 def _model_options(parser) -> None:
-    parser.add_argument("--features", required=True, choices=tuple(FEATURE_SETS))
+    parser.add_argument(
+        "--features",
+        required=True,
+        choices=tuple(FEATURE_SETS),
+        help="the record fields the model reads (with-consumption leaks the label)",
+    )
     parser.add_argument(
         "--model", choices=FAMILIES, help="default: the best family for the feature set"
     )

@@ -13,8 +13,9 @@ the best on later records (README, "Models").
 from the building fields which official scale applies, and the scales do the rest
 (`ScaleClassifier`). It is monotone in the consumption by construction; `rf` is not.
 
-This module is what a pickled rule model refers to: it never imports mlflow, so loading
-a model stays light.
+This module is what a saved model refers to: it never imports mlflow, so loading a model
+stays light. A class added here that a model holds goes in
+`core.tracking.model_format.TRUSTED_TYPES` too (one line), or it cannot be saved nor loaded.
 """
 
 import numpy as np
@@ -281,6 +282,10 @@ def _forest_proba(forest: RandomForestClassifier, features: np.ndarray) -> np.nd
     """`forest.predict_proba(features)`, bit for bit (its trees summed in its order, as it
     does with n_jobs=1), without its per-call dispatch: ~10x faster for one record."""
     data = np.ascontiguousarray(features, dtype=np.float32)
+    if data.shape[1] != forest.n_features_in_:  # what forest.predict_proba would check
+        raise ValueError(
+            f"{data.shape[1]} building columns for a forest of {forest.n_features_in_}"
+        )
     total = np.zeros((len(data), len(forest.classes_)))
     for tree in forest.estimators_:
         total += tree.tree_.predict(data)[:, : len(forest.classes_)]

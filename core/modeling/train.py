@@ -5,9 +5,10 @@ version, holds out the newest records for testing (`split="time"`, the default; 
 stratified random draw, `core.modeling.splits`), lets CV on the training part pick the
 hyper-parameters (macro-F1; time-ordered folds under a time split), then logs one MLflow
 run: params (split and its dates included), test metrics next to a baseline on the same
-split, the dataset version, figures, the search's cv_results and the model (cloudpickled
-Pipeline, signature, input example). The model's classes live in this installed package:
-`mlflow models serve --env-manager local` serves it from the project's environment.
+split, the dataset version, figures, the search's cv_results and the model (the Pipeline as
+skops, with the types it may hold, `core.tracking.model_format.TRUSTED_TYPES`; signature, input
+example). The model's classes live in this installed package: `mlflow models serve
+--env-manager local` serves it from the project's environment.
 """
 
 import importlib.metadata
@@ -42,6 +43,7 @@ from core.modeling.search import cv_results, fit_search, make_search
 from core.modeling.splits import SPLITS, Split, record_dates, split_rows
 from core.progress import Progress, logged
 from core.tracking import registry
+from core.tracking.model_format import TRUSTED_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,7 @@ MODEL_REQUIREMENTS = (
     "numpy",
     "pandas",
     "scipy",
-    "cloudpickle",
+    "skops",
     "pydantic",
 )
 
@@ -186,7 +188,10 @@ def _log_run(experiment_id: str, result: dict, parts: dict) -> tuple[str, str]:
             name="model",
             signature=_signature(feature_set),
             input_example=_input_example(X_test),
-            serialization_format="cloudpickle",
+            # Loads only trusted types (MLflow test-loads it with this list: a class missing
+            # from TRUSTED_TYPES fails here, named). Never a pickle: it runs code when loaded.
+            serialization_format="skops",
+            skops_trusted_types=list(TRUSTED_TYPES),
             pip_requirements=_requirements(),
         )
     return run.info.run_id, info.model_uri

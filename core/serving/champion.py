@@ -1,7 +1,10 @@
 """The champion: one code path predicts for the API, the workbench's pages and the CLI.
 
 - `load_champion(settings)` reads the manifest (`core.tracking.champion_store`), downloads the files
-  it lists, checks every sha256 before unpickling anything, and builds the predictor;
+  it lists, checks every sha256, then reads the model through `core.tracking.model_format`:
+  a skops file rebuilt from the types this project trusts, its trees checked, or a champion
+  promoted before skops (`model.pkl`) read by name only, with a warning. Nothing in the
+  file runs; anything else is refused (Conflict, naming what was untrusted);
 - `Champion.predict(records)` answers a list of dicts (snake_case or official ADEME names,
   every field optional): one `Prediction` per record, with `error` set, and no label, when
   a value cannot be read (text in a number field, a value out of range); a category the
@@ -13,15 +16,14 @@ for gradient boosting. Each is checked against `pipeline.predict_proba` at load 
 dropped, with a warning, if it differs by more than `TOLERANCE`.
 
 Start-up. This module imports neither sklearn nor pandas at the top: `serving_champions`
-first reads a forest pipeline without them (`core.serving.light_reader`), and a server answers
-with that, then unpickles the same download normally (`api.state`).
+first reads a forest pipeline's skops file without them (`core.serving.light_reader`), and a
+server answers with that, then loads the same download through skops (`api.state`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -48,6 +50,7 @@ from core.serving.records import (
 from core.storage import Store
 from core.tracking import champion_store
 from core.tracking.champion_store import Manifest
+from core.tracking.model_format import load_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,11 +106,11 @@ def load_champion(
     sink: PredictionSink | None = None,
 ) -> Champion:
     """Load the promoted champion (the given manifest, else the store's current one), its
-    fast engines checked against sklearn. Never imports mlflow: the model file is a pickled
-    sklearn Pipeline, and mlflow's import alone exceeds the API's cold start budget."""
+    fast engines checked against sklearn. Never imports mlflow (its import alone exceeds the
+    API's cold start budget): the file is read by `core.tracking.model_format`."""
     store = store or Store(settings)
     manifest = manifest or champion_store.read_manifest(store)
-    champion = _unpickled(manifest, champion_store.download(store, manifest), sink)
+    champion = _loaded(manifest, champion_store.download(store, manifest), sink)
     champion.compile()
     return champion
 
@@ -116,30 +119,31 @@ def serving_champions(
     manifest: Manifest, store: Store, sink: PredictionSink | None = None
 ) -> Iterator[Champion]:
     """The champion as a server that must answer at once serves it, from one download: first
-    quick (a RandomForest or ExtraTrees pipeline read without sklearn, into a numba engine
-    not checked yet, `core.serving.light_reader`; any other model in plain sklearn), then with
-    its fast engines checked."""
+    quick (a RandomForest or ExtraTrees pipeline's skops file read without sklearn, into a
+    numba engine not checked yet, `core.serving.light_reader`; any other model in plain
+    sklearn), then with its fast engines checked."""
     files = champion_store.download(store, manifest)
-    light = read_light(files[manifest.model_file])
+    skops_file = manifest.model_file.endswith(".skops")  # a legacy pickle is read in full
+    light = read_light(files[manifest.model_file]) if skops_file else None
     if light is not None:
         yield Champion(manifest, light, example=_input_example(files, manifest), sink=sink)
-    champion = _unpickled(manifest, files, sink)
+    champion = _loaded(manifest, files, sink)
     if light is None:
         yield champion
     champion.compile()
     yield champion
 
 
-def _unpickled(
-    manifest: Manifest, files: dict[str, bytes], sink: PredictionSink | None
-) -> Champion:
-    """The champion of the pickled pipeline, its engines sklearn's until `compile()`."""
-    try:
-        pipeline = pickle.loads(files[manifest.model_file])
-    except Exception as error:  # any unpickling failure means the same to the user
-        raise DpeError(f"could not load {manifest.model_file}: {error}") from error
-    if not hasattr(pipeline, "predict_proba"):
-        raise DpeError(f"{manifest.model_file} holds no classifier with predict_proba")
+def _loaded(manifest: Manifest, files: dict[str, bytes], sink: PredictionSink | None) -> Champion:
+    """The champion of the model file, its engines sklearn's until `compile()`."""
+    pipeline = load_model(files[manifest.model_file], manifest.model_file)
+    if not manifest.model_file.endswith(".skops"):
+        log.warning(
+            "champion %s is a pickle promoted before skops (%s), read with trusted types only: "
+            "promote a model trained by this release to serve a skops file",
+            manifest.model_version,
+            manifest.model_file,
+        )
     return Champion(manifest, pipeline, example=_input_example(files, manifest), sink=sink)
 
 

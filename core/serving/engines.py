@@ -64,6 +64,7 @@ class ForestEngine:
 
     def __init__(self, forest):
         self.forest = forest
+        self.n_features = forest.n_features_in_  # every tree's, checked at load (tree_checks)
         trees = [estimator.tree_ for estimator in forest.estimators_]
         self.n_classes = len(forest.classes_)
         starts = np.cumsum([0] + [tree.node_count for tree in trees])
@@ -83,6 +84,8 @@ class ForestEngine:
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
         data = np.ascontiguousarray(matrix, dtype=np.float32)
+        if data.ndim != 2 or data.shape[1] != self.n_features:  # the kernel reads unchecked
+            raise ValueError(f"{data.shape} matrix for a forest of {self.n_features} features")
         if np.isnan(data).any():  # sklearn's own rules for missing values apply
             return self.forest.predict_proba(data)
         total = np.zeros((len(data), self.n_classes))

@@ -1,21 +1,32 @@
-"""Reading a forest pipeline without sklearn, for the API's quick start.
+"""Reading a forest pipeline's skops file without sklearn, for the API's quick start.
 
-Importing sklearn (with scipy and pandas) takes ~1.2 s, most of a server's cold start. A
-`RecordEncoder` + RandomForest/ExtraTrees pipeline is read here by a restricted unpickler
-that knows only numpy's array reconstruction and the classes below: the encoder's state
-and the trees' arrays go straight into the numba engine (`core.serving.engines.ForestEngine`).
-Anything else in the pickle ends the light read; the normal load takes over.
+Importing sklearn (with scipy and pandas) takes ~1.2 s, and skops imports it: most of a
+server's cold start. A skops file is a zip of `schema.json` (a tree of nodes: objects,
+dicts, lists, JSON values, arrays) and `.npy` arrays. For a `RecordEncoder` +
+RandomForest/ExtraTrees pipeline this module reads that tree with `json` and the arrays with
+`numpy.load(allow_pickle=False)`, builds only the classes below (the encoder's state, the
+estimators' attributes, the trees' arrays), checks every tree as a full load does
+(`core.tracking.tree_checks`) and hands the arrays to the numba engine
+(`core.serving.engines.ForestEngine`). Any other node or class ends the light read (None):
+the full load (`core.tracking.model_format`) then reads the file, or refuses it.
 """
 
+from __future__ import annotations
+
 import io
-import pickle
+import json
+import zipfile
+from typing import Any
+
+import numpy as np
 
 from core.modeling.encoding import FieldEncoding
+from core.tracking.tree_checks import tree_arrays_problem
 
 
 class _Attributes:
-    """An unpickled object's attributes and nothing else: what a light read makes of the
-    sklearn estimators it knows."""
+    """An object's attributes and nothing else: what a light read makes of the sklearn
+    estimators it knows."""
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -25,7 +36,7 @@ class _TreeArrays:
     """An sklearn `Tree` as the arrays `core.serving.engines.ForestEngine` reads."""
 
     def __init__(self, n_features, n_classes, n_outputs):
-        self.n_outputs = n_outputs
+        self.n_features, self.n_outputs = n_features, n_outputs
 
     def __setstate__(self, state: dict) -> None:
         nodes = state["nodes"]
@@ -45,48 +56,122 @@ class LightForest:
         self.predict_proba = ForestEngine(forest)
 
 
-_LIGHT_CLASSES = {
+_LIGHT_CLASSES: dict[tuple[str, str], type] = {
     ("sklearn.pipeline", "Pipeline"): _Attributes,
     ("sklearn.ensemble._forest", "RandomForestClassifier"): _Attributes,
     ("sklearn.ensemble._forest", "ExtraTreesClassifier"): _Attributes,
     ("sklearn.tree._classes", "DecisionTreeClassifier"): _Attributes,
     ("sklearn.tree._classes", "ExtraTreeClassifier"): _Attributes,
-    ("sklearn.tree._tree", "Tree"): _TreeArrays,
     ("core.modeling.features", "RecordEncoder"): FieldEncoding,
 }
+_KEY_TYPES = {"str": str, "int": int, "float": float}
 
 
-# What rebuilds numpy arrays and scalars (numpy 2's module names and numpy 1's).
-_NUMPY_GLOBALS = {
-    (module, name)
-    for module in ("numpy._core.multiarray", "numpy.core.multiarray")
-    for name in ("_reconstruct", "scalar")
-} | {("numpy", "ndarray"), ("numpy", "dtype"), ("copyreg", "_reconstructor")}
+def _key_type(node: dict) -> type:
+    """The type of a dict's key, as skops names it (builtins only)."""
+    if node["__module__"] != "builtins":
+        raise TypeError(f"{node['__module__']}.{node['__class__']} keys are not read here")
+    return _KEY_TYPES[node["__class__"]]
 
 
-class _LightUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays and `_LIGHT_CLASSES` only: anything else ends the light read."""
+class _SkopsReader:
+    """Builds the objects of a skops schema from the node kinds a forest pipeline uses."""
 
-    def find_class(self, module: str, name: str):
-        if (module, name) in _LIGHT_CLASSES:
-            return _LIGHT_CLASSES[module, name]
-        if (module, name) in _NUMPY_GLOBALS:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not read without sklearn")
+    def __init__(self, archive: zipfile.ZipFile):
+        self.archive = archive
+        self.memo: dict[int, Any] = {}  # skops writes an object once, then refers to its id
+
+    def read(self, node: dict) -> Any:
+        known = node.get("__id__")
+        if known in self.memo:
+            return self.memo[known]
+        value = getattr(self, f"_{node['__loader__']}")(node)
+        if known is not None:
+            self.memo[known] = value
+        return value
+
+    def _JsonNode(self, node: dict) -> Any:
+        return json.loads(node["content"])
+
+    def _ListNode(self, node: dict) -> list:
+        return [self.read(item) for item in node["content"]]
+
+    def _TupleNode(self, node: dict) -> tuple:
+        return tuple(self.read(item) for item in node["content"])
+
+    def _DictNode(self, node: dict) -> dict:
+        kinds = [_key_type(kind) for kind in node["key_types"]["content"]]
+        items = node["content"].items()
+        return {
+            kind(key): self.read(value) for kind, (key, value) in zip(kinds, items, strict=True)
+        }
+
+    def _CachedNode(self, node: dict) -> Any:
+        raise KeyError(f"unknown object id {node.get('__id__')}")  # read() found none
+
+    def _NdArrayNode(self, node: dict) -> Any:
+        if node["type"] == "json":  # an object array, its items as nodes
+            items = [self.read(item) for item in node["content"]]
+            array = np.empty(len(items), dtype=object)
+            array[:] = items
+            return array.reshape(self.read(node["shape"]))
+        with self.archive.open(node["file"]) as file:
+            array = np.load(io.BytesIO(file.read()), allow_pickle=False)
+        if node["__class__"] == "ndarray":
+            return array
+        scalar = getattr(np, node["__class__"], None)  # a numpy scalar type (np.int64...) only
+        if node["__module__"] != "numpy" or not (
+            isinstance(scalar, type) and issubclass(scalar, np.generic)
+        ):
+            raise TypeError(f"numpy.{node['__class__']} is not read without sklearn")
+        return scalar(array)
+
+    def _ObjectNode(self, node: dict) -> Any:
+        cls: Any = _LIGHT_CLASSES[node["__module__"], node["__class__"]]
+        instance = cls.__new__(cls)
+        attributes = self.read(node["content"]) if node.get("content") else {}
+        instance.__dict__.update(attributes)
+        return instance
+
+    def _TreeNode(self, node: dict) -> _TreeArrays:
+        tree = _TreeArrays(*self.read(node["__reduce__"]["args"]))
+        tree.__setstate__(self.read(node["content"]))
+        return tree
 
 
-def read_light(data: bytes) -> _Attributes | None:
-    """The pickled pipeline, if it is `RecordEncoder` then a single-output forest, as
-    (encoder's state, numba engine) without importing sklearn; else None."""
+def read_light(data: bytes) -> Any | None:
+    """The skops pipeline in `data`, if it is `RecordEncoder` then a single-output forest
+    whose trees pass the checks, with the forest as a numba engine, without importing
+    sklearn; else None."""
     try:
-        pipeline = _LightUnpickler(io.BytesIO(data)).load()
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            pipeline = _SkopsReader(archive).read(json.loads(archive.read("schema.json")))
         (_, encoder), (_, forest) = pipeline.steps
-    except Exception:  # not a pipeline this reads: the normal load will
-        return None
-    trees = getattr(forest, "estimators_", [])
-    if not isinstance(encoder, FieldEncoding) or getattr(forest, "n_outputs_", 0) != 1:
-        return None
-    if not trees or not all(isinstance(getattr(t, "tree_", None), _TreeArrays) for t in trees):
+        if not isinstance(encoder, FieldEncoding) or _forest_problem(forest):
+            return None
+    except Exception:  # not a pipeline this reads: the full load will (or will refuse it)
         return None
     pipeline.steps = [("encode", encoder), ("classify", LightForest(forest))]
     return pipeline
+
+
+def _forest_problem(forest: Any) -> str | None:
+    """Why the forest is not one the numba engine may walk (see `tree_checks`)."""
+    trees = getattr(forest, "estimators_", [])
+    width = getattr(forest, "n_features_in_", None)
+    if getattr(forest, "n_outputs_", 0) != 1 or not trees or not isinstance(width, int):
+        return "not a single-output forest"
+    for estimator in trees:
+        tree = getattr(estimator, "tree_", None)
+        if not isinstance(tree, _TreeArrays) or width != tree.n_features:
+            return "a tree of another kind or width"
+        if getattr(estimator, "n_features_in_", None) != width:  # as the full load checks
+            return "a tree of a forest takes another number of features"
+        if not 0 < tree.node_count == len(tree.children_left) == len(tree.value):
+            return "a tree counts other nodes than it holds"
+        problem = tree_arrays_problem(
+            tree.children_left, tree.children_right, tree.feature, tree.threshold, width
+        )
+        if problem:
+            return problem
+    return None

@@ -2,13 +2,21 @@
 manifest says. Promotion writes through `publish`; the API, the workbench, the CLI and the
 drift report read through `read_manifest`/`current` and `download`.
 
-    models/dpe/champion/v<N>/...        the files of the MLflow model (MLmodel, model.pkl...)
+    models/dpe/champion/v<N>/...        the files of the MLflow model (MLmodel, model.skops...)
     models/dpe/champion/manifest.json   written LAST: the atomic switch to version N
 
 A reader reads the manifest first, then the files it lists (with their sha256), so during a
 promotion it sees either the previous champion or the new one, complete. Every path the
 manifest names stays inside the champion's folder, and a file is used only once its sha256
 matches. Imports neither pandas nor sklearn nor mlflow: the API's quick start reads it.
+
+What the checksums do not do: say a file can be trusted. Whoever writes the manifest
+computes them (promotion, sync, or anyone who can write to the store), so they catch a file
+changed or cut short after publication, never a hostile one published with its own digest.
+Trust comes from the format and from what is accepted: the model file is skops, loaded with
+this project's trusted types only and its trees checked (`core.tracking.model_format`), and
+promotion and sync take only this project's training runs (`core.tracking.registry`).
+`model_file` is `v<N>/model.skops`, or `v<N>/model.pkl` for a champion promoted before skops.
 """
 
 from __future__ import annotations

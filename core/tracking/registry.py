@@ -3,10 +3,17 @@
 `promote(settings, run_id)` registers a run's model as `Settings.registered_model_name`,
 sets the registry alias `champion` (the champion's truth), then exports its MLflow model
 directory to the store through `core.tracking.champion_store.publish` (files first, manifest last).
+
+What is accepted (promotion, and `core.tracking.sync` when the alias moves): a version of the
+configured registered model, registered from the model its source run logged, that run in
+the project's experiment with the training tags (`TRAINING_TAGS`, `feature_set` the model's
+own), and a model file that `core.tracking.model_format` loads: skops, trusted types only,
+its trees checked, a pipeline of this project's. Anything else is refused (Conflict, with
+the reason) before the alias or the store change. Anyone who can write to MLflow can make
+a run that passes the first checks; the file format is what keeps their code from running.
 """
 
 import logging
-import pickle
 import tempfile
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -23,14 +30,17 @@ from mlflow.tracking import MlflowClient
 from core.config import Settings
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS
-from core.errors import DpeError
+from core.errors import Conflict, DpeError, NotFound, Unavailable
 from core.storage import Store
 from core.tracking.champion_store import MANIFEST_PATH, Manifest, input_schema, publish
 from core.tracking.headline import HEADLINE
+from core.tracking.model_format import PICKLE_FILE, SKOPS_FILE, load_model
 
 log = logging.getLogger(__name__)
 
 CHAMPION_ALIAS = "champion"
+# Tags `core.modeling.train` gives every training run: a run without them is not promoted.
+TRAINING_TAGS = ("model_family", "feature_set", "dataset_version")
 RUN_COLUMNS = (
     "run_id",
     "start_time",
@@ -63,7 +73,7 @@ def connect(settings: Settings) -> MlflowClient:
         try:
             httpx.get(f"{uri.rstrip('/')}/health", timeout=settings.http_timeout_s)
         except httpx.HTTPError as error:
-            raise DpeError(
+            raise Unavailable(
                 f"MLflow server {uri} unreachable ({_one_line(str(error))}): start it (make run) "
                 "or set MLFLOW_TRACKING_URI"
             ) from error
@@ -166,14 +176,14 @@ def _get_run(settings: Settings, client: MlflowClient, run_id: str):
         return client.get_run(run_id)
     except MlflowException as error:
         if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise DpeError(f"unknown run id {run_id!r} in {settings.tracking_uri}") from error
+            raise NotFound(f"unknown run id {run_id!r} in {settings.tracking_uri}") from error
         raise
 
 
 def _model_id(run) -> str:
     outputs = run.outputs.model_outputs if run.outputs else []
     if not outputs:
-        raise DpeError(f"run {run.info.run_id} has no logged model: nothing to promote")
+        raise Conflict(f"run {run.info.run_id} has no logged model: nothing to promote")
     return outputs[0].model_id
 
 
@@ -238,11 +248,12 @@ class Promotion(TypedDict):
 def promote(settings: Settings, run_id: str) -> Promotion:
     """Register the run's model, alias it `champion`, export it to the store (manifest last).
 
-    The alias is the champion's truth (`core.tracking.sync` makes the manifest follow it): it moves
-    first, once the model is downloaded, and moves back when the store cannot take the
-    export, so a promotion that fails half-way leaves alias and manifest agreeing.
-    Promoting a run already registered reuses its version: promoting an older champion
-    again switches the manifest back to it.
+    The run and its model are checked first (see the module's doc): a refused one changes
+    neither the registry nor the store. The alias is the champion's truth
+    (`core.tracking.sync` makes the manifest follow it): it moves once the model is checked,
+    and moves back when the store cannot take the export, so a promotion that fails half-way
+    leaves alias and manifest agreeing. Promoting a run already registered reuses its
+    version: promoting an older champion again switches the manifest back to it.
     """
     client = connect(settings)
     name = settings.registered_model_name
@@ -250,17 +261,19 @@ def promote(settings: Settings, run_id: str) -> Promotion:
     store.exists(MANIFEST_PATH)  # an unreachable store fails here, before the registry changes
     with mlflow_errors(settings):
         run = _get_run(settings, client, run_id)
-        version = _registered_version(client, name, run_id, _model_id(run))
+        _check_run(settings, client, run)
+        model_id = _model_id(run)
+        with tempfile.TemporaryDirectory() as tmp:
+            checked = _checked_model(run, _download_model(f"models:/{model_id}", tmp))
+        version = _registered_version(client, name, run_id, model_id)
         log.info("promote: run %s is %s version %s", run_id, name, version)
         previous = champion_version(client, name)
-        with tempfile.TemporaryDirectory() as tmp:
-            local = _download_model(name, version, tmp)
-            client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-            try:
-                _export(settings, store, run, version, local)
-            except Exception:
-                _restore_alias(client, name, previous)
-                raise
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        try:
+            _export(settings, store, run, version, checked)
+        except Exception:
+            _restore_alias(client, name, previous)
+            raise
     return Promotion(
         model_version=version,
         run_id=run_id,
@@ -293,19 +306,55 @@ def _restore_alias(client: MlflowClient, name: str, previous: str | None) -> Non
 def export_version(
     settings: Settings, client: MlflowClient, store: Store, version: str
 ) -> Manifest:
-    """Export registry version `version` to the store, manifest last (what `sync` publishes)."""
+    """Export registry version `version` to the store, manifest last (what `sync` publishes);
+    Conflict, and the store unchanged, when the version or its model is refused."""
     name = settings.registered_model_name
     with mlflow_errors(settings):
-        run_id = client.get_model_version(name, version).run_id
-        if run_id is None:
-            raise DpeError(f"{name} version {version} comes from no run: it cannot be exported")
-        run = _get_run(settings, client, run_id)
+        found = client.get_model_version(name, version)
+        if found.run_id is None:
+            raise Conflict(f"{name} version {version} comes from no run: refusing it")
+        run = _get_run(settings, client, found.run_id)
+        _check_run(settings, client, run)
+        logged = {output.model_id for output in (run.outputs.model_outputs if run.outputs else [])}
+        if _source_model(found) not in logged:
+            raise Conflict(
+                f"{name} version {version} is not the model its run {found.run_id} logged: "
+                "refusing it"
+            )
         with tempfile.TemporaryDirectory() as tmp:
-            return _export(settings, store, run, version, _download_model(name, version, tmp))
+            checked = _checked_model(run, _download_model(f"models:/{name}/{version}", tmp))
+    return _export(settings, store, run, version, checked)
 
 
-def _download_model(name: str, version: str, tmp: str) -> Path:
-    return Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
+def _source_model(version) -> str | None:
+    """The id of the logged model a registry version was made from (its source is
+    `models:/<model_id>` in MLflow 3; the server does not always fill `model_id`)."""
+    if version.model_id:
+        return version.model_id
+    found = (version.source or "").removeprefix("models:/")
+    return found if found != version.source and "/" not in found else None
+
+
+def _check_run(settings: Settings, client: MlflowClient, run) -> None:
+    """Conflict unless `run` is a training run of this project: in its experiment, with the
+    training tags."""
+    run_id = run.info.run_id
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None or run.info.experiment_id != experiment.experiment_id:
+        raise Conflict(
+            f"run {run_id} is not in the experiment {settings.experiment_name!r}: only this "
+            "project's training runs are promoted"
+        )
+    missing = [tag for tag in TRAINING_TAGS if not run.data.tags.get(tag)]
+    if missing:
+        raise Conflict(
+            f"run {run_id} lacks the training tags {', '.join(missing)}: it was not made by "
+            "`dpe train`, refusing it"
+        )
+
+
+def _download_model(uri: str, tmp: str) -> Path:
+    return Path(mlflow.artifacts.download_artifacts(uri, dst_path=tmp))
 
 
 def _registered_version(client: MlflowClient, name: str, run_id: str, model_id: str) -> str:
@@ -314,22 +363,46 @@ def _registered_version(client: MlflowClient, name: str, run_id: str, model_id: 
         existing = list(client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"))
     except MlflowException:
         existing = []  # the registered model itself does not exist yet
+    # Only a version of the model the run logged: another registered under its run id is not.
+    existing = [found for found in existing if _source_model(found) == model_id]
     if existing:
         return str(min(int(found.version) for found in existing))
     return str(mlflow.register_model(f"models:/{model_id}", name).version)
 
 
-def _export(settings: Settings, store: Store, run, version: str, local: Path) -> Manifest:
-    """Publish the model's files under v<version>/, then the manifest that switches to them."""
-    model_dir = f"v{version}"
+def _checked_model(run, local: Path) -> tuple[dict[str, bytes], str, object]:
+    """The model directory's files (relative paths), the model file's name and the model,
+    loaded by `core.tracking.model_format` (Conflict when refused): before anything moves."""
     files = {
-        f"{model_dir}/{path.relative_to(local).as_posix()}": path.read_bytes()
+        path.relative_to(local).as_posix(): path.read_bytes()
         for path in sorted(p for p in local.rglob("*") if p.is_file())
     }
-    model_file = f"{model_dir}/model.pkl"
-    if model_file not in files:
-        raise DpeError(f"the model of run {run.info.run_id} has no model.pkl (not a pickle model)")
-    pipeline = pickle.loads(files[model_file])
+    run_id = run.info.run_id
+    if SKOPS_FILE not in files:
+        if PICKLE_FILE in files:
+            raise Conflict(
+                f"the model of run {run_id} is a pickle ({PICKLE_FILE}), which runs code when "
+                "loaded: only skops models are promoted (train it again with this release)"
+            )
+        raise Conflict(f"the model of run {run_id} has no {SKOPS_FILE}: refusing it")
+    try:
+        pipeline = load_model(files[SKOPS_FILE], SKOPS_FILE)
+    except Conflict as error:
+        raise Conflict(f"the model of run {run_id}: {error}") from None
+    head = pipeline.named_steps["encode"]
+    if head.feature_set != run.data.tags["feature_set"]:
+        raise Conflict(
+            f"run {run_id} is tagged feature_set={run.data.tags['feature_set']} but its model "
+            f"reads {head.feature_set}: refusing it"
+        )
+    return files, SKOPS_FILE, pipeline
+
+
+def _export(settings: Settings, store: Store, run, version: str, checked: tuple) -> Manifest:
+    """Publish the checked model's files under v<version>/, then the manifest that switches
+    to them."""
+    files, model_name, pipeline = checked
+    model_dir = f"v{version}"
     tags = run.data.tags
     manifest = Manifest(
         registered_model=settings.registered_model_name,
@@ -344,7 +417,8 @@ def _export(settings: Settings, store: Store, run, version: str, local: Path) ->
         metrics=dict(run.data.metrics),
         input_schema=input_schema(pipeline),
         model_dir=model_dir,
-        model_file=model_file,
+        model_file=f"{model_dir}/{model_name}",
         files={},  # publish fills in the checksums of what it writes
     )
-    return publish(store, files, manifest)
+    published = {f"{model_dir}/{relative}": data for relative, data in files.items()}
+    return publish(store, published, manifest)

@@ -23,7 +23,7 @@ def test_schemathesis_checks_all(settings, s3_endpoint, s3_bucket, pipelines, tm
     with api_process(settings, tmp_path, DPE_ADMIN_FAILURES_PER_MINUTE="100000") as (url, _):
         wait_until(lambda: serving(url, "1"), what="champion served")
         # /readyz is 503 (a 5xx, by design) until the champion's engines are checked.
-        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, what="ready")
+        wait_until(lambda: httpx.get(f"{url}/readyz").status_code == 200, 60, "ready")
         command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG)]
         command += ["run", f"{url}/openapi.json", "--checks", "all", "--mode", "all"]
         command += ["--max-examples", str(EXAMPLES), "--seed", "16", "--no-color"]

@@ -33,9 +33,9 @@ def test_a_file_changed_under_the_served_champion_is_reported(settings, pipeline
 def test_a_removed_file_is_reported_and_a_new_promotion_clears_it(settings, pipelines):
     publish_champion(settings, pipelines["1"], 1)
     state = served(settings)
-    Store(settings).remove(f"{CHAMPION_DIR}/v1/model.pkl")
+    Store(settings).remove(f"{CHAMPION_DIR}/v1/model.skops")
     state.refresh()
-    assert state.problem == "champion file v1/model.pkl is missing from the store"
+    assert state.problem == "champion file v1/model.skops is missing from the store"
     publish_champion(settings, pipelines["2"], 2)
     assert state.refresh() is True
     assert state.problem is None and state.champion.model_version == "2"

@@ -19,7 +19,7 @@ from core.tracking import registry
 from core.tracking.champion_store import read_manifest
 from tests.support.api import api_server, serving, wait_until
 from tests.support.cli import cli_env, run_cli
-from tests.support.pages import assert_clean, open_page, texts, use_home
+from tests.support.pages import assert_clean, open_page, shown, texts, use_home
 from tests.support.sources import UNSEEN_SECTORS
 from tests.support.training import fast_train, home_with_data
 
@@ -131,5 +131,5 @@ def test_the_predict_page_predicts_every_unseen_sector_with_a_notice(champion_ho
         assert label in LABELS, sector
         if family == "sector-scale":
             assert label == label_for(record["conso_kwhep_m2_an"], family_for_sector(sector))
-        notice = texts(app.warning)
+        notice = shown(texts(app.warning))
         assert "Predicted, but" in notice and sector in notice and "never saw" in notice

@@ -210,6 +210,8 @@ def test_the_mlflow_runs_link_follows_the_first_training(empty_env, mlflow_serve
 def test_a_running_mlflow_server_shows_online(empty_env, mlflow_server, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.delenv("DPE_MLFLOW_UI_URL")  # the UI is the tracking server itself
+    # An experiment no other test of the session created: the server is shared.
+    monkeypatch.setenv("DPE_EXPERIMENT_NAME", "dpe-label-never-trained")
     get_settings.cache_clear()
     app = open_page()
     assert_clean(app)

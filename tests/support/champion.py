@@ -1,6 +1,6 @@
 """A champion in the model store, written the way promotion writes it, without MLflow.
 
-`publish_champion` lays out `models/dpe/champion/v<N>/` (MLmodel, model.pkl, input example)
+`publish_champion` lays out `models/dpe/champion/v<N>/` (MLmodel, model.skops, input example)
 and then, last, `manifest.json` with the sha256 of every file: the contract
 `core.tracking.champion_store` holds. Given `model_dir` (a directory
 `mlflow.sklearn.save_model` wrote) it publishes that directory instead, so
@@ -8,12 +8,12 @@ and then, last, `manifest.json` with the sha256 of every file: the contract
 """
 
 import json
-import pickle
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import skops.io
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
@@ -23,6 +23,7 @@ from core.data.validation import clean
 from core.modeling.features import RecordEncoder
 from core.storage import Store
 from core.tracking.champion_store import Manifest, input_schema, publish
+from core.tracking.model_format import SKOPS_FILE
 from tooling.synth import generate_records
 
 FEATURE_SET = "with-consumption"
@@ -30,8 +31,8 @@ MLMODEL_STUB = """\
 # Written by tests/support/champion.py: the files promotion exports, without MLflow.
 flavors:
   sklearn:
-    pickled_model: model.pkl
-    serialization_format: pickle
+    pickled_model: model.skops
+    serialization_format: skops
 """
 
 
@@ -76,7 +77,7 @@ def _stub_files(pipeline: Pipeline) -> dict[str, bytes]:
     example = json.dumps(input_example(pipeline), ensure_ascii=False).encode()
     return {
         "MLmodel": MLMODEL_STUB.encode(),
-        "model.pkl": pickle.dumps(pipeline),
+        SKOPS_FILE: skops.io.dumps(pipeline),
         "input_example.json": example,
     }
 
@@ -113,7 +114,7 @@ def publish_champion(
         metrics={"accuracy": None, "macro_f1": None},
         input_schema=input_schema(pipeline),
         model_dir=prefix,
-        model_file=f"{prefix}/model.pkl",
+        model_file=f"{prefix}/{SKOPS_FILE}",
         files={},
     )
     published = {f"{prefix}/{relative}": data for relative, data in files.items()}

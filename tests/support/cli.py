@@ -30,7 +30,12 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT):
 
 def cli_env(settings: Settings) -> dict:
     """Environment variables that make a CLI subprocess use these settings."""
-    env = {"DPE_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.tracking_uri}
+    env = {
+        "DPE_HOME": str(settings.home),
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "DPE_EXPERIMENT_NAME": settings.experiment_name,
+        "DPE_REGISTERED_MODEL_NAME": settings.registered_model_name,
+    }
     if settings.model_store_uri:
         env["DPE_MODEL_STORE_URI"] = settings.model_store_uri
     if settings.s3_endpoint_url:

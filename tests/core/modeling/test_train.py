@@ -3,6 +3,7 @@ split, searches, progress, errors, the CLI, and the must-show comparison on the 
 sample. (Training against a real MLflow server: tests/core/test_registry.py.)"""
 
 import json
+import logging
 import threading
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from core.modeling.models import (
 )
 from core.modeling.splits import split_rows
 from core.modeling.train import held_out, labelled_rows, train
+from core.tracking.model_format import TRUSTED_TYPES
 from core.tracking.registry import list_runs
 from tests.support.champion import labelled
 from tests.support.cli import cli_env, run_cli
@@ -120,6 +122,18 @@ def test_the_logged_model_takes_records_with_every_field_optional(home):
         ]
     )
     assert set(model.predict(sparse)) <= set(LABELS)
+
+
+def test_a_model_is_logged_as_skops_with_our_trusted_types_and_no_pickle_warning(
+    home, capfd, caplog
+):
+    with caplog.at_level(logging.WARNING):
+        result = fast_train(home, "hgb")
+    said = capfd.readouterr().err + caplog.text  # MLflow's loggers write to stderr themselves
+    assert "pickle" not in said.lower()
+    flavor = mlflow.models.get_model_info(result["model_uri"]).flavors["sklearn"]
+    assert flavor["serialization_format"] == "skops" and flavor["pickled_model"] == "model.skops"
+    assert set(flavor["skops_trusted_types"]) == set(TRUSTED_TYPES)
 
 
 def test_building_only_is_compared_with_the_majority_label(home):

@@ -11,6 +11,7 @@ import threading
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from sklearn.pipeline import Pipeline
 
 from core.data.csv_source import read_csv
@@ -21,7 +22,7 @@ from core.modeling.models import build_pipeline
 from core.modeling.rules import RuleClassifier
 from core.serving import engines
 from core.serving.champion import Champion, load_champion, serving_champions
-from core.serving.light_reader import read_light
+from core.serving.light_reader import LightForest, read_light
 from core.storage import Store
 from core.tracking.champion_store import MANIFEST_PATH, Manifest, read_manifest
 from tests.support.champion import (
@@ -46,7 +47,7 @@ def test_no_champion_says_how_to_make_one(settings):
         load_champion(settings)
 
 
-def test_a_tampered_file_is_refused_before_unpickling(settings, pipeline, tmp_path):
+def test_a_tampered_file_is_refused_before_it_is_read(settings, pipeline, tmp_path):
     manifest = publish_champion(settings, pipeline, 1)
     marker = tmp_path / "unpickled"
 
@@ -55,7 +56,7 @@ def test_a_tampered_file_is_refused_before_unpickling(settings, pipeline, tmp_pa
             return (open, (str(marker), "w"))
 
     Store(settings).write_bytes(f"models/dpe/champion/{manifest.model_file}", pickle.dumps(Bomb()))
-    with pytest.raises(DpeError, match=r"v1/model\.pkl does not match its sha256"):
+    with pytest.raises(DpeError, match=r"v1/model\.skops does not match its sha256"):
         load_champion(settings)
     assert not marker.exists()
 
@@ -63,7 +64,7 @@ def test_a_tampered_file_is_refused_before_unpickling(settings, pipeline, tmp_pa
 def test_a_missing_file_is_named(settings, pipeline):
     manifest = publish_champion(settings, pipeline, 1)
     Store(settings).remove(f"models/dpe/champion/{manifest.model_file}")
-    with pytest.raises(DpeError, match=r"v1/model\.pkl is missing"):
+    with pytest.raises(DpeError, match=r"v1/model\.skops is missing"):
         load_champion(settings)
 
 
@@ -76,6 +77,15 @@ def test_the_forest_engine_is_used_and_gives_sklearns_probabilities(champion, pi
     alone = [champion.predict([record])[0] for record in records[:100]]
     assert np.array_equal(probabilities(alone), expected[:100])
     assert [r["label"] for r in batch] == list(pipeline.predict(pd.DataFrame(records)))
+
+
+def test_the_forest_engine_walks_only_a_matrix_of_its_width(pipeline, records):
+    """Its kernel reads the matrix without bounds checks: a narrower one is refused first."""
+    engine = engines.ForestEngine(pipeline.named_steps["classify"])
+    matrix = pipeline.named_steps["encode"].transform(records[:5])
+    assert engine(matrix).shape == (5, len(pipeline.classes_))
+    with pytest.raises(ValueError, match="features"):
+        engine(matrix[:, :-1])
 
 
 def test_an_engine_that_disagrees_is_dropped(settings, pipeline, monkeypatch, caplog):
@@ -364,15 +374,20 @@ def test_a_quick_start_of_another_model_is_plain_sklearn_then_checked(settings):
     assert np.array_equal(as_floats(quick.predict([record])[0]["probabilities"]), expected)
 
 
-def test_the_light_read_unpickles_nothing_but_what_it_knows(tmp_path):
+def test_the_light_read_takes_a_forest_skops_file_and_nothing_else(tmp_path, pipeline):
     marker = tmp_path / "unpickled"
 
     class Bomb:  # unpickling this would create the marker file
         def __reduce__(self):
             return (open, (str(marker), "w"))
 
-    assert read_light(pickle.dumps(Bomb())) is None
+    assert read_light(pickle.dumps(Bomb())) is None  # a pickle is never unpickled here
     assert not marker.exists()
+    X, y = labelled(generate_records(400, seed=5))
+    logreg = build_pipeline("logreg", "with-consumption").fit(X, y)
+    assert read_light(skops.io.dumps(logreg)) is None  # the full load reads it
+    light = read_light(skops.io.dumps(pipeline))
+    assert light is not None and isinstance(light.steps[1][1], LightForest)
 
 
 def test_a_scale_champion_answers_its_own_monotone_label(settings):

@@ -4,7 +4,6 @@ and the whole path against a real MLflow server."""
 
 import hashlib
 import json
-import pickle
 import threading
 
 import mlflow
@@ -14,11 +13,12 @@ from mlflow.tracking import MlflowClient
 
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS, RECORD_FIELDS
-from core.errors import DpeError
+from core.errors import Conflict, DpeError
 from core.serving.champion import load_champion
 from core.storage import Store
 from core.tracking import registry
 from core.tracking.champion_store import CHAMPION_DIR, MANIFEST_PATH, current
+from core.tracking.model_format import load_model
 from tests.support.cli import cli_env, run_cli
 from tests.support.training import fast_train, home_with_data
 
@@ -91,7 +91,7 @@ def test_promote_exports_the_model_then_switches_the_manifest(local, monkeypatch
     manifest = json.loads(store.read_bytes(MANIFEST_PATH))
     assert set(manifest) == MANIFEST_KEYS
     assert manifest["run_id"] == runs["rf"] and manifest["model_version"] == version
-    assert manifest["model_file"] == f"v{version}/model.pkl"
+    assert manifest["model_file"] == f"v{version}/model.skops"
     assert {f"v{version}/MLmodel", f"v{version}/input_example.json"} <= set(manifest["files"])
     assert stored_files(store, manifest) == manifest["files"]
     assert manifest["labels"] == list(LABELS)
@@ -116,7 +116,8 @@ def test_promote_exports_the_model_then_switches_the_manifest(local, monkeypatch
         "unit": "kWhEP/m²/an",
     }
 
-    model = pickle.loads(store.read_bytes(f"{CHAMPION_DIR}/{manifest['model_file']}"))
+    model_file = manifest["model_file"]
+    model = load_model(store.read_bytes(f"{CHAMPION_DIR}/{model_file}"), model_file)
     assert model.predict([RECORD])[0] in LABELS
     assert stored_manifest(settings) == manifest
     alias = MlflowClient(settings.tracking_uri).get_model_version_by_alias(
@@ -135,7 +136,7 @@ def test_promoting_an_older_run_again_switches_back_to_its_version(local):
     assert manifest["run_id"] == runs["rules"]
     assert manifest["model_version"] == first["model_version"]
     store = Store(settings)
-    assert store.exists(f"{CHAMPION_DIR}/v{second['model_version']}/model.pkl")  # old stays
+    assert store.exists(f"{CHAMPION_DIR}/v{second['model_version']}/model.skops")  # old stays
     assert stored_files(store, manifest) == manifest["files"]
 
 
@@ -190,7 +191,11 @@ def test_promotion_errors_are_one_line(local, trained):
     client = registry.connect(settings)
     bare = client.create_run(registry.experiment_id(settings, client)).info.run_id
     client.set_terminated(bare)
-    with pytest.raises(DpeError, match=f"run {bare} has no logged model"):
+    with pytest.raises(Conflict, match=f"run {bare} lacks the training tags model_family, "):
+        registry.promote(settings, bare)
+    for tag in registry.TRAINING_TAGS:
+        client.set_tag(bare, tag, "with-consumption")
+    with pytest.raises(Conflict, match=f"run {bare} has no logged model"):
         registry.promote(settings, bare)
     down = settings.model_copy(
         update={
@@ -246,7 +251,7 @@ def test_cli_promote_and_runs(local):
     assert set(result) >= {"model_version", "run_id", "uri"}
     assert stored_manifest(settings)["run_id"] == runs["rules"]
     code, result, stderr = run_cli("promote", "nope", env=env)
-    assert code == 2 and result is None
+    assert code == 3 and result is None  # NotFound
     assert stderr.strip().splitlines()[-1].startswith("error: unknown run id 'nope'")
 
 

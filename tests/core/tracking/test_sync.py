@@ -147,13 +147,13 @@ def test_alias_moved_in_the_registry_reaches_the_api_without_restart(tmp_path, m
     second = register(settings, forest)
     watcher = [sys.executable, "-m", "core", "sync", "--watch", "0.5"]
     with api_server(settings, tmp_path) as url:
-        wait_until(lambda: serving(url, first), what=f"the API serving version {first}")
+        wait_until(lambda: serving(url, first), 60, f"the API serving version {first}")
         # `running` waits for an HTTP answer: the API's, while the watcher starts beside it.
         with running(watcher, f"{url}/openapi.json", tmp_path / "sync.log", env=env, cwd=ROOT):
             moved = time.monotonic()
             MlflowClient(mlflow_server).set_registered_model_alias(
                 settings.registered_model_name, "champion", second
             )
-            wait_until(lambda: serving(url, second), 60, f"the API serving version {second}")
+            wait_until(lambda: serving(url, second), 120, f"the API serving version {second}")
             print(f"alias moved -> API serving it: {time.monotonic() - moved:.1f} s")
     assert read_manifest(Store(settings)).run_id == forest["run_id"]
