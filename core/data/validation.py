@@ -312,6 +312,12 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# DuckDB plans `x IN (list)` as a hash join, which gives rows out of their input order once
+# a scan runs on several threads (a DataFrame of more than 122,880 rows, a CSV of a few
+# MB): cleaned rows are matched to their input by position, so that rewrite is off.
+KEEP_ROW_ORDER = "SET disabled_optimizers = 'in_clause'"
+
+
 def clean(frame: pd.DataFrame) -> pd.DataFrame:
     """Typed snake_case columns (all 63), `reject_reason` (missing when valid) and the
     placeholder flags, one row per input row, same index. Input columns may be official
@@ -320,6 +326,7 @@ def clean(frame: pd.DataFrame) -> pd.DataFrame:
 
     text = _text_frame(frame)
     with duckdb.connect() as con:
+        con.execute(KEEP_ROW_ORDER)
         con.register("records", text)
         cleaned = con.execute(clean_sql("records")).df()
     cleaned.index = frame.index

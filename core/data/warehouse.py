@@ -30,7 +30,7 @@ import duckdb
 import pandas as pd
 
 from core.config import Settings
-from core.data.schema import COLUMNS, ID_COLUMN, LABELS, RECORD_FIELDS
+from core.data.schema import COLUMNS, LABELS, RECORD_FIELDS
 from core.errors import DpeError
 from core.storage import Store
 

@@ -47,6 +47,7 @@ from core.serving.records import (
     synthetic_records,
     unseen_category,
 )
+from core.serving.rule_engines import ColumnsEngine, checked_rule_engine
 from core.storage import Store
 from core.tracking import champion_store
 from core.tracking.champion_store import Manifest
@@ -211,6 +212,7 @@ class Champion:
             raise DpeError(f"the champion predicts classes {classes}, not labels A–G")
         self._class_columns = [LABELS.index(c) for c in classes]
         self._small = self._large = self._classifier.predict_proba
+        self._columns_engine: ColumnsEngine | None = None  # a rule model's, on columns
         self.light = isinstance(self._classifier, LightForest)
         engine = "numba-forest, not checked yet" if self.light else "sklearn"
         self.engines = {"small": engine, "large": engine}
@@ -218,7 +220,13 @@ class Champion:
     def compile(self) -> None:
         """Swap in the fast engines (see the module's doc) that give sklearn's probabilities,
         within TOLERANCE, on the input example and synthetic records; drop the others."""
-        if self._encoder is None or self.light:  # a light champion has no sklearn to check
+        if self._encoder is None:  # a rule model: its numpy engine, checked, on columns
+            found = checked_rule_engine(self.pipeline, self._example, TOLERANCE, VERIFY_ROWS)
+            if found is not None:
+                name, self._columns_engine = found
+                self.engines = {"small": name, "large": name}
+            return
+        if self.light:  # a light champion has no sklearn to check
             return
         from core.serving.engines import fast_engines  # numba: imported once a model is served
 
@@ -272,6 +280,8 @@ class Champion:
     def columns_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """`predict_proba` of records given as columns (object arrays, float arrays for
         numbers): the encoder reads them as they are."""
+        if self._columns_engine is not None:
+            return self._all_labels(self._columns_engine(columns))
         if self._encoder is None:
             import pandas as pd
 
