@@ -12,7 +12,8 @@
 
 Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a classifier.
 Tree ensembles also get a fast engine (`core.serving.engines`): a numba kernel for forests, treelite
-for gradient boosting. Each is checked against `pipeline.predict_proba` at load time and
+for gradient boosting; the rule models a numpy one on columns (`core.serving.rule_engines`), no
+DataFrame built. Each is checked against `pipeline.predict_proba` at load time and
 dropped, with a warning, if it differs by more than `TOLERANCE`.
 
 Start-up. This module imports neither sklearn nor pandas at the top: `serving_champions`
@@ -120,8 +121,8 @@ def serving_champions(
     manifest: Manifest, store: Store, sink: PredictionSink | None = None
 ) -> Iterator[Champion]:
     """The champion as a server that must answer at once serves it, from one download: first
-    quick (a RandomForest or ExtraTrees pipeline's skops file read without sklearn, into a
-    numba engine not checked yet, `core.serving.light_reader`; any other model in plain
+    quick (a RandomForest or ExtraTrees pipeline's skops file read without sklearn, its trees
+    walked by numpy, not checked yet, `core.serving.light_reader`; any other model in plain
     sklearn), then with its fast engines checked."""
     files = champion_store.download(store, manifest)
     skops_file = manifest.model_file.endswith(".skops")  # a legacy pickle is read in full
@@ -214,7 +215,7 @@ class Champion:
         self._small = self._large = self._classifier.predict_proba
         self._columns_engine: ColumnsEngine | None = None  # a rule model's, on columns
         self.light = isinstance(self._classifier, LightForest)
-        engine = "numba-forest, not checked yet" if self.light else "sklearn"
+        engine = "numpy-forest, not checked yet" if self.light else "sklearn"
         self.engines = {"small": engine, "large": engine}
 
     def compile(self) -> None:
