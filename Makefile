@@ -75,13 +75,18 @@ format: install
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
+# The suite runs on TEST_WORKERS pytest-xdist workers: most of its time is spent waiting on
+# servers it starts (MLflow, uvicorn, Streamlit, chromium), which overlaps well even on two
+# cores; tests/conftest.py keeps each module, and the directories that train, on one worker.
 # The image test (tests/test_image.py: a base from Debian packages, the image built with
-# podman, its containers run; ~10 min, mostly downloads and disk) runs in a second pytest
+# podman, its containers run; minutes, mostly downloads and disk) runs in a second pytest
 # beside the suite: the two overlap, so `make test` takes the longer of them, not their sum.
+TEST_WORKERS ?= 3
 test: install airflow-install checkov-install system-deps lint
 	@log=$$(mktemp); \
 	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py >$$log 2>&1 & image=$$!; \
-	$(PY) -m pytest --ignore=tests/test_image.py; suite=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 \
+		--ignore=tests/test_image.py; suite=$$?; \
 	wait $$image; images=$$?; \
 	echo "== tests/test_image.py, run beside the suite:"; cat $$log; rm -f $$log; \
 	test $$suite = 0 && test $$images = 0

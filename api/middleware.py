@@ -9,9 +9,9 @@ import re
 import uuid
 
 from fastapi import HTTPException, status
-from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 
+from api.errors import problem
 from api.logs import REQUEST_ID
 
 log = logging.getLogger("api")
@@ -59,7 +59,7 @@ class ErrorBoundary:
             if started:  # too late for a 500: uvicorn ends the response and the connection
                 raise
             detail = f"internal error: the API log has the details (request id {request_id})"
-            response = JSONResponse({"detail": detail}, status.HTTP_500_INTERNAL_SERVER_ERROR)
+            response = problem(detail, status.HTTP_500_INTERNAL_SERVER_ERROR)
             await response(scope, receive, send_with_id)
         finally:
             REQUEST_ID.reset(token)
@@ -156,5 +156,5 @@ def _is_upload(scope) -> bool:
 
 
 async def _answer(error: HTTPException, scope, receive, send) -> None:
-    response = JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)
+    response = problem(error.detail, error.status_code, headers=error.headers)
     await response(scope, receive, send)

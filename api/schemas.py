@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
+from api.errors import STATUS_CODES
 from core.data.schema import LABELS, RECORD_FIELDS
+from core.data.validation import ERROR_CODES
 
 RECORD_EXAMPLE: dict[str, Any] = {
     "secteur_activite": "W : Administrations, banques, bureaux",
@@ -73,11 +75,29 @@ class PredictRequest(BaseModel):
     )
 
 
+class RecordProblem(BaseModel):
+    """One reason a record was not predicted."""
+
+    field: str | None = Field(description="the record field (snake_case); null: the whole record")
+    code: str = Field(
+        description="what is wrong: "
+        + "; ".join(f"`{code}`: {meaning}" for code, meaning in ERROR_CODES.items()),
+        json_schema_extra={"enum": list(ERROR_CODES)},
+    )
+    message: str = Field(description="for a person: the field's ADEME name, the value, the rule")
+
+
 class Prediction(BaseModel):
     label: str | None = Field(description="A–G; null when the record could not be predicted")
     probabilities: dict[str, float] | None = Field(description="per label, A to G")
     error: str | None = Field(
-        default=None, description="why the record was not predicted (field and reason)"
+        default=None,
+        description="why the record was not predicted (field and reason): the messages of "
+        "`errors` joined by `; `",
+    )
+    errors: list[RecordProblem] = Field(
+        default_factory=list,
+        description="each problem of a record not predicted; empty when predicted",
     )
     warnings: list[str] = Field(
         default_factory=list,
@@ -100,12 +120,20 @@ class PredictResponse(BaseModel):
                             "label": "C",
                             "probabilities": PROBABILITIES_EXAMPLE,
                             "error": None,
+                            "errors": [],
                             "warnings": [],
                         },
                         {
                             "label": None,
                             "probabilities": None,
                             "error": "Surface_utile=-3 must be > 0",
+                            "errors": [
+                                {
+                                    "field": "surface_utile",
+                                    "code": "below_minimum",
+                                    "message": "Surface_utile=-3 must be > 0",
+                                }
+                            ],
                             "warnings": [],
                         },
                     ],
@@ -143,13 +171,20 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """Every error answer: `detail` says what is wrong; `errors`, on a 422 for a request
-    that does not fit the schema, each field's problem."""
+    """Every error answer: `detail` says what is wrong, `code` what kind of problem it is;
+    `errors`, on a 422 for a request that does not fit the schema, each field's problem."""
 
     detail: str
+    code: str = Field(
+        description="by status: "
+        + ", ".join(f"`{code}` ({status})" for status, code in STATUS_CODES.items())
+        + "; `unavailable` is the one worth trying again later",
+    )
     errors: list[FieldError] | None = None
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "what went wrong"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"detail": "what went wrong", "code": "invalid_input"}]}
+    )
 
 
 MANIFEST_EXAMPLE = {

@@ -12,8 +12,15 @@ trying again later can help (the Airflow DAG retries only those):
 | `Conflict`     | `conflict`      | 409  | 4    | no    |
 | `Unavailable`  | `unavailable`   | 503  | 5    | yes   |
 
-An unexpected error (a bug) exits with 1 and is a 500.
+An unexpected error (a bug) exits with 1 and is a 500, code `internal_error`.
+
+With `--json`, a failing command prints `{"error": {"code", "message", "retryable"}}` on
+stdout (`DpeError.as_dict`); the API answers `{"detail": message, "code": code}`.
 """
+
+import socket
+
+INTERNAL_ERROR = "internal_error"  # the code of an unexpected error: not the user's to fix
 
 
 class DpeError(Exception):
@@ -23,6 +30,10 @@ class DpeError(Exception):
     http_status = 422
     exit_code = 2
     retryable = False
+
+    def as_dict(self) -> dict:
+        """What a script acts on: the kind's code, the message, whether to try again."""
+        return {"code": self.code, "message": str(self), "retryable": self.retryable}
 
 
 class InvalidInput(DpeError):
@@ -54,3 +65,16 @@ class Unavailable(DpeError):
     http_status = 503
     exit_code = 5
     retryable = True
+
+
+def unknown_host(error: BaseException) -> bool:
+    """Whether `error` comes from a host name that does not resolve (DNS): trying again will
+    not make it resolve, the name is to be checked (an `InvalidInput`, not `Unavailable`)."""
+    cause: BaseException | None = error
+    seen = set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, socket.gaierror):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False

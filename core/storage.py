@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from fsspec.implementations.local import LocalFileSystem
 
 from core.config import Settings
-from core.errors import DpeError
+from core.errors import DpeError, InvalidInput, Unavailable, unknown_host
 
 # Failures that mean "the store cannot be used right now" rather than a bug in our code.
 _STORE_FAILURES = (OSError, BotoCoreError, ClientError, TimeoutError)
@@ -28,7 +28,8 @@ def _one_line(error: BaseException) -> str:
 
 @contextmanager
 def store_error(uri: str, writing: bool = False):
-    """Turn a store that cannot be reached into a one-line DpeError naming it.
+    """Turn a store that cannot be reached into a one-line DpeError naming it: Unavailable
+    (worth trying again) unless its host name does not resolve or access is denied.
 
     A missing object (FileNotFoundError) passes through when reading: whether that is
     an error is the caller's call. When writing it means the bucket or folder is missing.
@@ -43,7 +44,12 @@ def store_error(uri: str, writing: bool = False):
     except PermissionError as error:
         raise DpeError(f"object store {uri} denied access: {_one_line(error)}") from error
     except _STORE_FAILURES as error:
-        raise DpeError(f"object store {uri} unreachable: {_one_line(error)}") from error
+        if unknown_host(error):
+            raise InvalidInput(
+                f"object store {uri}: its host name does not resolve: check "
+                f"DPE_MODEL_STORE_URI and DPE_S3_ENDPOINT_URL ({_one_line(error)})"
+            ) from error
+        raise Unavailable(f"object store {uri} unreachable: {_one_line(error)}") from error
 
 
 class Store:

@@ -15,6 +15,20 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
+TESTS = Path(__file__).resolve().parent
+# Directories whose session fixtures train and promote models: their tests share one worker.
+SHARED_TRAINING_DIRS = {"model", "pages"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`make test` runs the suite on pytest-xdist workers with `--dist loadgroup`: a module's
+    tests stay together (module fixtures start once), and so does a directory of
+    SHARED_TRAINING_DIRS (its session fixtures train once)."""
+    for item in items:
+        parts = item.path.relative_to(TESTS).parts
+        group = parts[0] if parts[0] in SHARED_TRAINING_DIRS else "/".join(parts)
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture
 def settings(tmp_path) -> Settings:

@@ -76,6 +76,18 @@ def test_error_kinds_give_status_and_exit_code():
     assert "| `NotFound` | `not_found` | 404 | 3 | no |" in rows["| `NotFound`"]
 
 
+def test_record_codes_give_their_meaning():
+    from core.data.validation import ERROR_CODES
+
+    text = docs_site.record_codes()
+    assert "| `below_minimum` | a number below the field's lower bound" in text
+    assert all(f"| `{code}` |" in text for code in ERROR_CODES)
+    page = (docs_site.ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    assert (
+        "<!-- dpe:generate error-kinds -->" in page and "<!-- dpe:generate record-codes -->" in page
+    )
+
+
 def test_an_unknown_generated_content_fails_the_build():
     with pytest.raises(PluginError, match="unknown generated content 'clis'"):
         docs_site.generate("# Page\n\n<!-- dpe:generate clis -->\n", "page.md")

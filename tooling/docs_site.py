@@ -3,7 +3,8 @@
 A page of docs/ asks for generated content with a line of its own,
 `<!-- dpe:generate NAME [ARGUMENT] -->`, NAME one of `GENERATORS`: the command line from the
 argparse parsers, the HTTP API from the OpenAPI schema, the settings
-from `core.config.Settings`, the error kinds from `core.errors`, the import-linter contracts
+from `core.config.Settings`, the error kinds from `core.errors`, the per-record problem codes from
+`core.data.validation`, the import-linter contracts
 from pyproject.toml, the module map from the modules' docstrings. The text is made from the
 code each time the site is built, so the reference cannot drift from it; an unknown NAME, or
 a setting without a description, fails the build. The raw schema is added to the site as
@@ -340,6 +341,15 @@ def error_kinds(argument: str | None = None) -> str:
     return table(["kind", "code", "HTTP", "exit code", "retry", "when"], rows)
 
 
+def record_codes(argument: str | None = None) -> str:
+    """The codes of per-record problems (`core.data.validation.ERROR_CODES`) and their meaning."""
+    from core.data.validation import ERROR_CODES
+
+    return table(
+        ["code", "meaning"], [[f"`{code}`", meaning] for code, meaning in ERROR_CODES.items()]
+    )
+
+
 def _contract_rules(contract: dict) -> list[str]:
     def names(modules: Iterable[str]) -> str:
         return ", ".join(f"`{module}`" for module in modules)
@@ -391,6 +401,7 @@ GENERATORS: dict[str, Callable[[str | None], str]] = {
     "openapi": openapi_reference,
     "settings": settings_reference,
     "error-kinds": error_kinds,
+    "record-codes": record_codes,
     "contracts": contracts,
     "modules": module_map,
 }

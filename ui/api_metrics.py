@@ -4,7 +4,7 @@ summed over workers with PROMETHEUS_MULTIPROC_DIR): what a Prometheus server scr
 
 from typing import TypedDict
 
-from core.errors import DpeError
+from core.errors import DpeError, Unavailable
 
 
 class ApiCounters(TypedDict):
@@ -22,7 +22,8 @@ def read_api_counters(api_url: str, timeout_s: float = 2.0) -> ApiCounters:
     try:
         response = httpx.get(url, timeout=timeout_s)
     except httpx.HTTPError as error:
-        raise DpeError(f"the API at {api_url} does not answer ({type(error).__name__})") from None
+        problem = f"the API at {api_url} does not answer ({type(error).__name__})"
+        raise Unavailable(problem) from None
     if response.status_code == 404:
         raise DpeError(f"the API at {api_url} serves no metrics (DPE_METRICS=false)")
     if response.status_code != 200:

@@ -26,7 +26,7 @@ import pandas as pd
 from core.config import Settings
 from core.data import warehouse
 from core.data.schema import COLUMNS
-from core.errors import DpeError
+from core.errors import NotFound
 from core.modeling import scales
 
 KEPT_SNAPSHOTS = 4
@@ -120,7 +120,7 @@ def _build_snapshot(settings: Settings) -> Snapshot:
     with warehouse.connect(settings) as source:
         version = warehouse.current_version(settings)
         if version is None:
-            raise DpeError(warehouse.NO_DATA)
+            raise NotFound(warehouse.NO_DATA)
         rows = source.sql(SNAPSHOT_SQL, params=_SNAPSHOT_PARAMS).to_arrow_table()
     con = duckdb.connect(":memory:")
     con.execute("ATTACH ':memory:' AS snap (COMPRESS)")

@@ -82,6 +82,7 @@ OTHER_LABELS = {
     "predicted_label": "Predicted label",
     "warning": "Warning",
     "error": "Error",
+    "error_code": "Error code",
     "accuracy": "Accuracy",
     "macro_f1": "Macro-F1",
     "balanced_accuracy": "Balanced accuracy",

@@ -2,45 +2,47 @@
 report of a predicted batch, what the official scale says of a consumption, and the
 champion's input form. Pages stay widgets and charts; this is the logic they show."""
 
-import re
-
 import numpy as np
 import pandas as pd
 
 from core.data.schema import LABELS, RECORD_FIELDS, SNAKE_TO_OFFICIAL
-from core.data.validation import field_rules, number_message
+from core.data.validation import CODE_SEPARATOR, ERROR_CODES, field_rules, number_message
 from core.modeling import scales
-
-# "Surface_utile=-3 must be > 0" -> "Surface_utile must be > 0": the rule without the value.
-_VALUE = re.compile(r"=('[^']*'|\S+)")
-
-
-def rule_of(reason: str) -> str:
-    return _VALUE.sub("", reason, count=1).strip()
 
 
 def rejection_report(predicted: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """From a `core.serving.batch.predict_frame` result: (rows rejected per rule, rejected rows).
+    """From a `core.serving.batch.predict_frame` result: (rows rejected per code, rejected rows).
 
-    A row may break several rules ("a; b"): it counts once under each. Rows are numbered
-    from 1 as in a spreadsheet, the header being row 0.
+    A row may have several problems (codes "a|b"): it counts once under each of its codes.
+    Each code comes with its meaning (`ERROR_CODES`) and an example: the error of a row
+    rejected for that problem alone, when there is one. Rows are numbered from 1 as in a
+    spreadsheet, the header being row 0.
     """
-    errors = predicted["error"].fillna("")
-    rejected = predicted.loc[errors != ""]
-    reasons = errors[errors != ""].str.split("; ").explode()
-    by_rule = (
-        pd.DataFrame({"rule": reasons.map(rule_of), "example": reasons})
-        .groupby("rule", sort=False)
-        .agg(rows=("example", "size"), example=("example", "first"))
-        .sort_values(["rows"], ascending=False)
+    codes = predicted["error_code"].fillna("")
+    rejected = predicted.loc[codes != ""]
+    listed = rejected["error_code"].str.split(CODE_SEPARATOR)
+    problems = (
+        pd.DataFrame({"code": listed, "alone": listed.str.len() == 1, "example": rejected["error"]})
+        .explode("code")
+        .rename_axis("row")
+        .reset_index()
+        .drop_duplicates(["row", "code"])
+        .sort_values("alone", ascending=False, kind="stable")
+    )
+    by_code = (
+        problems.groupby("code", sort=False)
+        .agg(rows=("row", "size"), example=("example", "first"))
+        .sort_values("rows", ascending=False, kind="stable")
         .reset_index()
     )
+    by_code.insert(1, "meaning", by_code["code"].map(ERROR_CODES))
     id_column = next((c for c in ("N°DPE", "n_dpe") if c in predicted), None)
     rows = pd.DataFrame({"row": rejected.index + 1})
     if id_column:
         rows[id_column] = rejected[id_column].to_numpy()
     rows["error"] = rejected["error"].to_numpy()
-    return by_rule, rows
+    rows["error_code"] = rejected["error_code"].to_numpy()
+    return by_code, rows
 
 
 def label_counts(predicted: pd.DataFrame) -> pd.DataFrame:

@@ -149,10 +149,12 @@ if agreement is not None:
             icon=":material/fact_check:",
         )
 if counts["rejected"]:
-    by_rule, rejected_rows = workbench.rejection_report(predicted)
-    st.markdown("**Why rows were rejected** (a row may break several rules)")
+    by_code, rejected_rows = workbench.rejection_report(predicted)
+    st.markdown("**Why rows were rejected** (a row may have several problems)")
     st.dataframe(
-        by_rule.rename(columns={"rule": "Rule", "rows": "Rows", "example": "Example"}),
+        by_code.rename(
+            columns={"code": "Code", "meaning": "Meaning", "rows": "Rows", "example": "Example"}
+        ),
         hide_index=True,
         key="batch_reasons",
     )
@@ -176,7 +178,7 @@ st.dataframe(
             column: st.column_config.NumberColumn(label(column), format="percent")
             for column in batch.PROBA_COLUMNS
         },
-        **{column: label(column) for column in ("predicted_label", "error", "warning")},
+        **{column: label(column) for column in ("predicted_label", *batch.TEXT_COLUMNS)},
     },
     key="batch_results",
 )
@@ -196,5 +198,6 @@ st.download_button(
 )
 st.caption(
     f"Predicted by champion v{answer['model_version']}: the input columns, then "
-    "`predicted_label`, `proba_A`…`proba_G`, `error` (empty when predicted) and `warning`."
+    "`predicted_label`, `proba_A`…`proba_G`, `error` (empty when predicted), `error_code` "
+    "(its codes, joined by `|`) and `warning`."
 )

@@ -13,13 +13,20 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
     "/reload",
     response_model=Reload,
     responses={
-        status.HTTP_401_UNAUTHORIZED: {"model": Problem, "description": "missing or wrong token"},
+        status.HTTP_401_UNAUTHORIZED: {
+            "model": Problem,
+            "description": "`unauthorized`: missing or wrong token",
+        },
         status.HTTP_429_TOO_MANY_REQUESTS: {
             "model": Problem,
-            "description": "too many wrong tokens from this client: wait Retry-After seconds",
+            "description": "`too_many_requests`: too many wrong tokens from this client: wait "
+            "Retry-After seconds",
             "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         },
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Problem, "description": "no model loaded"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": Problem,
+            "description": "`unavailable`: no model loaded",
+        },
     },
     summary="Load the newest champion now (bearer DPE_API_TOKEN)",
 )

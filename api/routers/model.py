@@ -12,7 +12,10 @@ router = APIRouter(tags=["model"])
     "/model",
     responses={
         status.HTTP_200_OK: {"content": {"application/json": {"example": MANIFEST_EXAMPLE}}},
-        status.HTTP_503_SERVICE_UNAVAILABLE: {"model": Problem, "description": "no model loaded"},
+        status.HTTP_503_SERVICE_UNAVAILABLE: {
+            "model": Problem,
+            "description": "`unavailable`: no model loaded",
+        },
     },
     summary="The served champion's manifest",
 )

@@ -77,20 +77,22 @@ router = APIRouter(tags=["predict"], route_class=_OrjsonRoute)
 ERRORS: dict[int | str, dict[str, Any]] = {
     status.HTTP_400_BAD_REQUEST: {
         "model": Problem,
-        "description": "a body that cannot be parsed at all (e.g. broken multipart)",
+        "description": "`bad_request`: a body that cannot be parsed at all (e.g. broken multipart)",
     },
     status.HTTP_401_UNAUTHORIZED: {
         "model": Problem,
-        "description": "DPE_PREDICT_TOKEN is set and the bearer token is missing or wrong",
+        "description": "`unauthorized`: DPE_PREDICT_TOKEN is set and the bearer token is "
+        "missing or wrong",
     },
     status.HTTP_422_UNPROCESSABLE_CONTENT: {
         "model": Problem,
-        "description": "the request does not fit the schema (`errors` names each field), "
-        "or the CSV cannot be read",
+        "description": "`invalid_input`: the request does not fit the schema (`errors` names "
+        "each field), or the CSV cannot be read",
     },
     status.HTTP_503_SERVICE_UNAVAILABLE: {
         "model": Problem,
-        "description": "no model loaded, or too many uploads at once (Retry-After)",
+        "description": "`unavailable` (try again later): no model loaded, or too many uploads "
+        "at once (Retry-After)",
     },
 }
 
@@ -102,7 +104,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         **ERRORS,
         status.HTTP_413_CONTENT_TOO_LARGE: {
             "model": Problem,
-            "description": "more records than DPE_MAX_BATCH_ROWS, or a body above "
+            "description": "`too_large`: more records than DPE_MAX_BATCH_ROWS, or a body above "
             "DPE_MAX_UPLOAD_MB",
         },
     },
@@ -111,8 +113,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def predict(
     body: PredictRequest, champion: ChampionDep, settings: SettingsDep, request: Request
 ) -> Response:
-    """One prediction per record, in order. A record the model cannot take (unknown category,
-    value out of range) gets `label: null` and an `error` naming the field, in a 200."""
+    """One prediction per record, in order. A record the model cannot take (text in a number
+    field, a value out of range) gets `label: null`, an `error` naming the field, and its
+    problems in `errors` (`{"field", "code", "message"}`), in a 200."""
     if len(body.records) > settings.max_batch_rows:
         count_refusal(request, "too_many_records")
         raise HTTPException(
@@ -137,15 +140,19 @@ async def predict(
     response_class=Response,
     responses={
         status.HTTP_200_OK: {
-            "content": {"text/csv": {"example": "N°DPE,...,predicted_label,proba_A,...,error\n"}},
-            "description": "The input CSV plus predicted_label, proba_A..proba_G and error "
-            "(empty when predicted); UTF-8, `,`-separated; counts in X-Rows, X-Predicted, "
-            "X-Rejected.",
+            "content": {
+                "text/csv": {
+                    "example": "N°DPE,...,predicted_label,proba_A,...,error,error_code,warning\n"
+                }
+            },
+            "description": "The input CSV plus predicted_label, proba_A..proba_G, error (empty "
+            "when predicted), error_code (its codes joined by `|`) and warning; UTF-8, "
+            "`,`-separated; counts in X-Rows, X-Predicted, X-Rejected.",
         },
         **ERRORS,
         status.HTTP_413_CONTENT_TOO_LARGE: {
             "model": Problem,
-            "description": "upload larger than DPE_MAX_UPLOAD_MB",
+            "description": "`too_large`: upload larger than DPE_MAX_UPLOAD_MB",
         },
     },
     summary="Predict every row of a CSV",
@@ -159,8 +166,9 @@ def predict_csv(
     settings: SettingsDep,
     request: Request,
 ) -> Response:
-    """Rows that fail validation carry their reason in `error` and are not predicted; none
-    is dropped. A file with none of the model's fields is refused (422, naming them)."""
+    """Rows that fail validation carry their reason in `error` (and its codes in `error_code`)
+    and are not predicted; none is dropped. A file with none of the model's fields is
+    refused (422, naming them)."""
     # The upload goes to disk and the answer is sent from disk: memory holds neither file.
     tmp = Path(tempfile.mkdtemp(prefix="dpe-api-predict-"))
     source, target = tmp / "input.csv", tmp / "predicted.csv"
@@ -181,8 +189,7 @@ def predict_csv(
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(error, DpeError):  # named after the upload, never our temp path
             count_refusal(request, "unreadable_csv")
-            detail = str(error).replace(str(source), name)
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from None
+            raise type(error)(str(error).replace(str(source), name)) from None  # api.errors
         raise
     return FileResponse(
         target,

@@ -4,6 +4,11 @@ Each CLI module registers its own commands through `add_cli(subparsers)`; a comm
 handler takes (args, settings) and returns a dict, printed as one JSON object with
 `--json` (progress and logs go to stderr) or as readable lines without. The library
 never imports this package.
+
+A command that fails says why on stderr and exits with its kind's code (`core.errors`: 2
+invalid input, 3 not found, 4 conflict, 5 unavailable, the only one worth retrying; 1 for
+an unexpected error); with `--json` it also prints `{"error": {"code", "message",
+"retryable"}}` on stdout.
 """
 
 import argparse
@@ -14,8 +19,10 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from core.config import get_settings
-from core.errors import DpeError
+from core.errors import INTERNAL_ERROR, DpeError, InvalidInput
 
 # command -> the module that registers it. Only the module of the command being run is
 # imported, so a quick command doesn't pay for MLflow's or scikit-learn's import time.
@@ -58,6 +65,10 @@ def print_human(result: dict) -> None:
         print(f"{key}: {value}")
 
 
+def print_json(result: dict) -> None:
+    print(json.dumps(result, ensure_ascii=False, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv[0] if argv else None).parse_args(argv)
@@ -65,12 +76,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Libraries print to stdout (MLflow's "View run" links): keep stdout for the result.
         with contextlib.redirect_stdout(sys.stderr):
-            result = args.run(args, get_settings())
+            result = args.run(args, _settings())
     except DpeError as error:  # its kind gives the exit code (core.errors)
         print(f"error: {error}", file=sys.stderr)
+        if args.json:
+            print_json({"error": error.as_dict()})
         return error.exit_code
+    except Exception as error:  # a bug: its traceback follows on stderr, exit code 1
+        if args.json:
+            message = f"unexpected {type(error).__name__}: {error}"
+            print_json({"error": {"code": INTERNAL_ERROR, "message": message, "retryable": False}})
+        raise
     if args.json:
-        print(json.dumps(result, ensure_ascii=False, default=str))
+        print_json(result)
     else:
         print_human(result)
     return 0
+
+
+def _settings():
+    """The settings; a DPE_ variable that cannot be read is the user's to fix (exit 2)."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        problems = "; ".join(
+            f"DPE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        )
+        raise InvalidInput(f"settings cannot be read (environment, .env): {problems}") from None

@@ -4,7 +4,7 @@ import logging
 
 from core.config import Settings
 from core.data import ingest, warehouse
-from core.errors import DpeError
+from core.errors import NotFound
 from core.progress import logged
 
 log = logging.getLogger("core.data.ingest")
@@ -60,6 +60,6 @@ def _status_command(args, settings: Settings) -> dict:
     result = warehouse.status(settings)
     if args.quiet_if_data:
         if result is None:
-            raise DpeError(warehouse.NO_DATA)
+            raise NotFound(warehouse.NO_DATA)
         return {}  # nothing to print: the exit code says it all
     return result or {"dataset_version": None}

@@ -1,21 +1,21 @@
 """The ADEME data-fair API client: records fetched page by page, following `next` cursors.
 
 429, 5xx and network failures are retried with exponential backoff (a server's Retry-After
-is honoured up to MAX_RETRY_AFTER_S); a host name that does not resolve, or no route to
-it, is not retried: the machine is offline, and the message says how to ingest a CSV
-export instead.
+is honoured up to MAX_RETRY_AFTER_S), then are `Unavailable` (a later try may work). A host
+name that does not resolve, or no route to it, is not retried: the machine is offline or
+the URL is wrong, and the message says to check the source or to ingest a CSV export
+instead. A name that does not resolve is `InvalidInput`: trying again will not help.
 """
 
 import errno
 import logging
-import socket
 import time
 
 import httpx
 
 from core.config import Settings
 from core.data.sources import page_records, parse_json
-from core.errors import DpeError
+from core.errors import DpeError, InvalidInput, Unavailable, unknown_host
 from core.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -32,21 +32,28 @@ def _retry_delay(response: httpx.Response | None, attempt: int, settings: Settin
     return settings.http_backoff_s * 2**attempt
 
 
-def _offline(error: BaseException, host: str) -> str | None:
-    """What makes a network failure one retrying cannot help (this machine is offline, or
-    the name is wrong), said for a user; None for a failure worth retrying."""
+def _offline(error: BaseException, host: str) -> DpeError | None:
+    """The error of a network failure retrying here cannot help, said for a user: a name
+    that does not resolve (check the source: InvalidInput), no route (this machine is
+    offline: Unavailable, a later run may work); None for a failure worth retrying."""
+    if unknown_host(error):
+        why = (
+            f"the server name {host} is unknown to this machine: check the source URL "
+            "(--source, DPE_SOURCE) and the network connection"
+        )
+        return InvalidInput(_offline_message(why))
     cause: BaseException | None = error
     while cause is not None:
-        if isinstance(cause, socket.gaierror):
-            return f"the server name {host} is unknown to this machine (no network connection?)"
         if isinstance(cause, OSError) and cause.errno == errno.ENETUNREACH:
-            return "this machine has no network route to it (offline?)"
+            return Unavailable(
+                _offline_message("this machine has no network route to it (offline?)")
+            )
         cause = cause.__cause__ or cause.__context__
     return None
 
 
-def _offline_error(why: str) -> DpeError:
-    return DpeError(
+def _offline_message(why: str) -> str:
+    return (
         f"cannot reach the ADEME API: {why}. To work offline, ingest an ADEME CSV export "
         "instead: `DPE_SOURCE=path/to/export.csv make run`, or upload it on the Home page. "
         f"The export is downloaded from {ADEME_DATASET_PAGE}"
@@ -70,14 +77,14 @@ def _get_page(client: httpx.Client, url: str, settings: Settings):
             response = client.get(url)
         except httpx.TransportError as error:
             log.debug("ADEME API %s: %r", url, error)
-            if why := _offline(error, httpx.URL(url).host):
-                raise _offline_error(why) from error
+            if offline := _offline(error, httpx.URL(url).host):
+                raise offline from error
             problem = f"unreachable: {_network_problem(error)}"
         else:
             if response.status_code == 429 or response.status_code >= 500:
                 problem = f"answered HTTP {response.status_code}"
             elif response.status_code >= 400:
-                raise DpeError(f"ADEME API {url} answered HTTP {response.status_code}")
+                raise InvalidInput(f"ADEME API {url} answered HTTP {response.status_code}")
             else:
                 return parse_json(response.text, f"ADEME API page {url}")
         if attempt + 1 < attempts:
@@ -85,7 +92,7 @@ def _get_page(client: httpx.Client, url: str, settings: Settings):
             log.warning("ADEME API %s; retrying in %.1f s", problem, delay)
             time.sleep(delay)
     tries = f"{attempts} attempt" + ("s" if attempts > 1 else "")
-    raise DpeError(f"ADEME API {url} {problem} ({tries})")
+    raise Unavailable(f"ADEME API {url} {problem} ({tries})")
 
 
 def fetch_api(

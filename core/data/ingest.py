@@ -24,7 +24,7 @@ from core.data import ademe_api, csv_source, dataset_versions, sources, warehous
 from core.data.schema import COLUMNS, ID_COLUMN, source_columns
 from core.data.validation import clean_sql
 from core.data.warehouse import literal, quote
-from core.errors import DpeError
+from core.errors import DpeError, Unavailable
 from core.progress import Progress, no_progress
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,16 @@ def _cleaned(table: str) -> str:
     """SELECT of `table`'s records cleaned (`clean_sql`), each with its `row_hash`: DuckDB's
     hash of the cleaned row, so the same record hashes the same whatever its source's
     format. Stable for a given DuckDB release (pinned), and cheap."""
-    return f"SELECT c.*, hash(c) AS row_hash FROM ({clean_sql(table)}) c"
+    return f"SELECT c.*, {_row_hash('c')} AS row_hash FROM ({clean_sql(table)}) c"
+
+
+def _row_hash(alias: str) -> str:
+    """The digest of a cleaned row, as `hash(alias)` of the row gives it without
+    `reject_code`: the codes restate `reject_reason`, and records hashed before they
+    existed keep their digest (so an unchanged source keeps its dataset version)."""
+    columns = [snake for _, snake, _ in COLUMNS]
+    columns += [name for name in warehouse.CLEAN_EXTRA_COLUMNS if name != "reject_code"]
+    return f"hash(struct_pack({', '.join(f'{name} := {alias}.{name}' for name in columns)}))"
 
 
 def _merge(con, settings: Settings, source: str, incoming: str, counts, progress) -> IngestResult:
@@ -252,7 +261,7 @@ def _attach_records(con, settings: Settings) -> str:
         con.execute(f"ATTACH {literal(str(settings.duckdb_path))} AS stored (READ_ONLY)")
     except duckdb.Error as error:
         log.debug("preview: database not readable: %s", error)
-        raise DpeError(warehouse.BUSY) from error
+        raise Unavailable(warehouse.BUSY) from error
     return "stored.dpe"
 
 

@@ -3,7 +3,8 @@
 Tables, all written by `core.data.ingest` in one transaction per ingest:
 - `raw_dpe`: records as the source gave them (official ADEME names, text), one per `N°DPE`;
 - `dpe`: the same records cleaned: typed snake_case columns, `reject_reason` (NULL when
-  valid), placeholder flags, and `row_hash` (the digest dataset versions are built from);
+  valid) and `reject_code` (its codes, `core.data.validation.ERROR_CODES`, joined by `|`),
+  placeholder flags, and `row_hash` (the digest dataset versions are built from);
 - `dataset_versions`: one row per dataset version (content hash of `dpe`), with its counts;
 - `ingests`: one row per successful ingest; the latest one names the current version.
 
@@ -31,7 +32,8 @@ import pandas as pd
 
 from core.config import Settings
 from core.data.schema import COLUMNS, LABELS, RECORD_FIELDS
-from core.errors import DpeError
+from core.data.validation import clean_sql
+from core.errors import DpeError, NotFound, Unavailable
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ SQL_TYPES = {"string": "VARCHAR", "number": "DOUBLE", "integer": "BIGINT", "date
 # Columns `dpe` adds to the 63 typed ones, in this order.
 CLEAN_EXTRA_COLUMNS = {
     "reject_reason": "VARCHAR",
+    "reject_code": "VARCHAR",
     "surface_placeholder": "BOOLEAN NOT NULL",
     "conso_placeholder": "BOOLEAN NOT NULL",
 }
@@ -92,6 +95,26 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
             dataset_version VARCHAR NOT NULL, rows BIGINT, labelled BIGINT, duplicates BIGINT,
             rejected BIGINT, added BIGINT, updated BIGINT);
     """)
+    _add_reject_codes(con)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    return {
+        name for (name,) in con.execute(f"SELECT name FROM pragma_table_info('{table}')").fetchall()
+    }
+
+
+def _add_reject_codes(con: duckdb.DuckDBPyConnection) -> None:
+    """A database from before `reject_code`: the column added, filled by cleaning the raw
+    records again (the row hashes leave it out: no record changes, no version either)."""
+    if "reject_code" in _columns(con, "dpe"):
+        return
+    con.execute("ALTER TABLE dpe ADD COLUMN reject_code VARCHAR")
+    con.execute(f"""
+        UPDATE dpe SET reject_code = cleaned.reject_code
+        FROM ({clean_sql("raw_dpe")}) cleaned
+        WHERE dpe.n_dpe = cleaned.n_dpe AND dpe.reject_reason IS NOT NULL
+    """)
 
 
 @contextmanager
@@ -99,7 +122,7 @@ def connect(settings: Settings, read_only: bool = True):
     """A connection for this call only; closed when the block ends."""
     path = settings.duckdb_path
     if read_only and not path.exists():
-        raise DpeError(NO_DATA)
+        raise NotFound(NO_DATA)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not read_only:
         _count_writer(+1)
@@ -146,7 +169,7 @@ def _open(path: Path, read_only: bool) -> duckdb.DuckDBPyConnection | None:
             problem = error  # another process holds it: an ingest, or a reader
         if time.monotonic() > deadline:
             log.debug("database %s is busy: %s", path, problem)  # names the holder's PID
-            raise DpeError(BUSY) from problem
+            raise Unavailable(BUSY) from problem
         time.sleep(0.05)
 
 
@@ -167,7 +190,7 @@ def _committed_copy(settings: Settings) -> duckdb.DuckDBPyConnection:
     `dpe` from the current version's snapshot (without `row_hash`; no `raw_dpe`)."""
     committed = settings.home / COMMITTED_FILE
     if not committed.exists():
-        raise DpeError(f"{BUSY} (nothing committed to show meanwhile)")
+        raise Unavailable(f"{BUSY} (nothing committed to show meanwhile)")
     tables = json.loads(committed.read_text(encoding="utf-8"))
     con = duckdb.connect()
     con.execute(f"ATTACH ':memory:' AS {COMMITTED_COPY}; USE {COMMITTED_COPY}")
@@ -247,14 +270,14 @@ def list_versions(settings: Settings) -> list[dict]:
 
 
 def version_info(settings: Settings, version: str | None = None) -> dict:
-    """One dataset version's row (the current one by default); DpeError when unknown."""
+    """One dataset version's row (the current one by default); NotFound when unknown."""
     version = version or current_version(settings)
     if version is None:
-        raise DpeError(NO_DATA)
+        raise NotFound(NO_DATA)
     with connect(settings) as con:
         rows = _version_rows(con, version)
     if not rows:
-        raise DpeError(f"unknown dataset version {version!r} (see `python -m core versions`)")
+        raise NotFound(f"unknown dataset version {version!r} (see `python -m core versions`)")
     return rows[0]
 
 
@@ -267,7 +290,7 @@ def load_dataset(settings: Settings, version: str | None = None) -> tuple[dict, 
         data = store.read_bytes(path)
     except FileNotFoundError as error:
         message = f"snapshot {store.uri(path)} of dataset {info['version']} is missing"
-        raise DpeError(message) from error
+        raise NotFound(message) from error
     return info, pd.read_parquet(io.BytesIO(data))
 
 
@@ -295,7 +318,7 @@ def describe(settings: Settings) -> dict:
     """A profile of the current dataset: labels, nulls, top categories, placeholders, rejects."""
     info = status(settings)
     if info is None:
-        raise DpeError(NO_DATA)
+        raise NotFound(NO_DATA)
     with connect(settings) as con:
         return {
             "dataset_version": info["dataset_version"],
@@ -309,7 +332,7 @@ def describe(settings: Settings) -> dict:
                 "conso_kwhep_m2_an_0.1": info["conso_placeholders"],
             },
             "rejected": info["rejected"],
-            "rejected_by_reason": _rejected_by_reason(con),
+            "rejected_by_code": _rejected_by_code(con),
         }
 
 
@@ -346,13 +369,15 @@ def _top_categories(con: duckdb.DuckDBPyConnection) -> dict:
     return top
 
 
-def _rejected_by_reason(con: duckdb.DuckDBPyConnection) -> dict:
-    # A row may fail several checks ("a; b"): each counts under its field and rule, the
-    # offending value taken out ("Surface_utile=-3 must be > 0" -> "Surface_utile must be > 0").
+def _rejected_by_code(con: duckdb.DuckDBPyConnection) -> dict:
+    """Rejected rows per code (`core.data.validation.ERROR_CODES`), most frequent first: a
+    row that fails several checks counts once under each of their codes."""
+    if "reject_code" not in _columns(con, "dpe"):  # from before codes: the next ingest adds them
+        return {}
     rows = con.execute("""
-        SELECT regexp_replace(reason, '=(''[^'']*''|\\S+)', '') AS rule, count(*) AS n
-        FROM (SELECT unnest(string_split(reject_reason, '; ')) AS reason
-              FROM dpe WHERE reject_reason IS NOT NULL)
-        GROUP BY rule ORDER BY n DESC, rule
+        SELECT code, count(*) AS n
+        FROM (SELECT unnest(list_distinct(string_split(reject_code, '|'))) AS code
+              FROM dpe WHERE reject_code IS NOT NULL)
+        GROUP BY code ORDER BY n DESC, code
     """).fetchall()
     return dict(rows)

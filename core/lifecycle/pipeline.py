@@ -140,8 +140,9 @@ def increment(settings: Settings, state: PassState) -> tuple[pd.DataFrame, pd.Da
 
 
 def quality(new: pd.DataFrame, before: pd.DataFrame) -> dict:
-    """Shares of the increment's rows: rejected, unlabelled, holding a placeholder, holding a
-    category never seen before; and the record fields it leaves empty that were filled."""
+    """Shares of the increment's rows: rejected (and the rejected rows per code), unlabelled,
+    holding a placeholder, holding a category never seen before; and the record fields it
+    leaves empty that were filled."""
     rows = len(new)
     if rows == 0:
         return {"rows": 0}
@@ -159,11 +160,21 @@ def quality(new: pd.DataFrame, before: pd.DataFrame) -> dict:
     return {
         "rows": rows,
         "rejected_share": float(new["reject_reason"].notna().mean()),
+        "rejected_by_code": rejected_by_code(new),
         "unlabelled_share": float((~new["etiquette_dpe"].isin(LABELS)).mean()),
         "placeholder_share": float((new["surface_placeholder"] | new["conso_placeholder"]).mean()),
         "new_category_share": float(unseen.mean()),
         "missing_fields": emptied,
     }
+
+
+def rejected_by_code(frame: pd.DataFrame) -> dict[str, int]:
+    """Rows per rejection code (a row counts once under each of its codes), most first;
+    empty for a snapshot from before codes."""
+    if "reject_code" not in frame:
+        return {}
+    codes = frame["reject_code"].dropna().str.split("|").map(set).explode()
+    return {str(code): int(n) for code, n in codes.value_counts().items()}
 
 
 def quality_reasons(settings: Settings, measured: dict) -> list[str]:
@@ -182,6 +193,10 @@ def quality_reasons(settings: Settings, measured: dict) -> list[str]:
         for key, (what, limit) in limits.items()
         if measured.get(key, 0) > limit
     ]
+    by_code = measured.get("rejected_by_code")
+    if by_code and measured.get("rejected_share", 0) > settings.gate_max_rejected_share:
+        # The first limit's reason: how many rows each code rejected.
+        reasons[0] += ": " + ", ".join(f"{code} {n}" for code, n in by_code.items())
     if measured.get("missing_fields"):
         reasons.append(f"fields empty in every new record: {', '.join(measured['missing_fields'])}")
     return reasons

@@ -15,7 +15,7 @@ import pandas as pd
 from core.config import Settings
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS, RECORD_FIELDS
-from core.errors import DpeError
+from core.errors import Conflict, DpeError
 from core.monitoring.prediction_store import SOURCES, read_predictions
 from core.serving.champion import load_champion
 from core.storage import Store
@@ -295,7 +295,7 @@ def drift_report(
     # for nothing.
     manifest = champion_store.read_manifest(Store(settings))
     if manifest.feature_set is None:
-        raise DpeError("the champion's manifest names no feature set: promote it again")
+        raise Conflict("the champion's manifest names no feature set: promote it again")
     fields = FEATURE_SETS[manifest.feature_set].fields
     reference = labelled_rows(warehouse.load_dataset(settings, manifest.dataset_version)[1])
     if dataset_version is None:

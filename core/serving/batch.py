@@ -1,11 +1,13 @@
 """Batch prediction: a whole frame or CSV file through the champion, vectorised.
 
 `predict_frame(champion, frame)` keeps every row: the input columns, then
-`predicted_label`, `proba_A`..`proba_G`, `error` (the row was not predicted) and `warning`
-(it was, setting aside a category the model never saw). `predict_csv` does the same from a
-CSV to a CSV (UTF-8, `,`), reading `CHUNK_VECTORS` blocks of rows at a time through DuckDB,
-which also copies the columns a prediction does not read. Text cells a spreadsheet would
-run as formulas are neutralised in what is written (`core.data.csv_cells`).
+`predicted_label`, `proba_A`..`proba_G`, `error` (why the row was not predicted: messages
+joined by `; `), `error_code` (their codes, `core.data.validation.ERROR_CODES`, joined by
+`|` in the same order) and `warning` (it was, setting aside a category the model never
+saw). `predict_csv` does the same from a CSV to a CSV (UTF-8, `,`), reading
+`CHUNK_VECTORS` blocks of rows at a time through DuckDB, which also copies the columns a
+prediction does not read. Text cells a spreadsheet would run as formulas are neutralised in
+what is written (`core.data.csv_cells`).
 """
 
 from __future__ import annotations
@@ -19,16 +21,17 @@ import numpy as np
 
 from core.data.csv_cells import safe_sql, safe_text_columns
 from core.data.feature_sets import FEATURE_SETS
-from core.data.schema import (
-    COLUMNS,
-    LABEL_COLUMN,
-    LABELS,
-    OFFICIAL_TO_SNAKE,
-    RECORD_FIELDS,
-    source_columns,
-    to_snake_case,
+from core.data.schema import COLUMNS, LABELS, RECORD_FIELDS, source_columns, to_snake_case
+from core.data.validation import (
+    KEEP_ROW_ORDER,
+    LABEL_FIELD,
+    REJECT_FIELDS,
+    Problem,
+    RowErrors,
+    RowWarnings,
+    clean,
+    clean_sql,
 )
-from core.data.validation import KEEP_ROW_ORDER, RowErrors, clean, clean_sql
 from core.errors import DpeError
 from core.progress import Progress, no_progress
 from core.serving.champion import Champion, Prediction
@@ -39,8 +42,8 @@ if TYPE_CHECKING:
     from core.data.csv_source import CsvTable
 
 PROBA_COLUMNS = tuple(f"proba_{label}" for label in LABELS)
-PREDICTION_COLUMNS = ("predicted_label", *PROBA_COLUMNS, "error", "warning")
-LABEL_FIELD = OFFICIAL_TO_SNAKE[LABEL_COLUMN]
+PREDICTION_COLUMNS = ("predicted_label", *PROBA_COLUMNS, "error", "error_code", "warning")
+TEXT_COLUMNS = ("error", "error_code", "warning")  # empty when the row has none
 CHUNK_ROWS = 20_000  # rows predicted at a time: bounds memory, paces progress
 CHUNK_VECTORS = 10  # DuckDB vectors (2,048 rows each) read from a CSV at a time
 
@@ -113,7 +116,7 @@ def _predictions(
     (who asked) go to the champion's prediction sink."""
     # clean() checks only the record fields and the label for a prediction: give it those
     # (the other columns are kept as they came), which halves its time on ADEME's 63.
-    cleaned = clean(frame[checked_columns(frame.columns)]).reset_index(drop=True)
+    cleaned = clean(frame[checked_columns(frame.columns)], by_field=True).reset_index(drop=True)
     return _predicted(champion, cleaned, source, progress, client, request_id)
 
 
@@ -125,7 +128,7 @@ def _predicted(
     client: str | None = None,
     request_id: str | None = None,
 ) -> pd.DataFrame:
-    """`_predictions` of rows `clean()` gave (index 0..n-1)."""
+    """`_predictions` of rows `clean(..., by_field=True)` gave (index 0..n-1)."""
     import pandas as pd
 
     columns = {
@@ -138,10 +141,15 @@ def _predicted(
         for name, spec in RECORD_FIELDS.items()
         if spec.kind != "category"
     }
-    errors = RowErrors(len(cleaned), initial=cleaned["reject_reason"].to_numpy(dtype=object))
-    warnings = RowErrors(len(cleaned))
+    errors, warnings = RowErrors(len(cleaned)), RowWarnings(len(cleaned))
+    for name in REJECT_FIELDS:
+        errors.add_found(
+            name,
+            cleaned[f"_code_{name}"].to_numpy(dtype=object),
+            cleaned[f"_reason_{name}"].to_numpy(dtype=object),
+        )
     champion.check(columns, floats, errors, warnings, number_checks={})  # clean() did the schema's
-    messages, warned = errors.joined(), warnings.joined()
+    messages, codes, warned = errors.messages(), errors.codes(), warnings.joined()
     valid = np.flatnonzero(pd.isna(messages))
     inputs = {**columns, **floats}
     proba = np.full((len(cleaned), len(LABELS)), np.nan)
@@ -154,10 +162,11 @@ def _predicted(
     result = pd.DataFrame(proba, columns=list(PROBA_COLUMNS))
     result.insert(0, "predicted_label", labels)
     result["error"] = np.where(pd.isna(messages), "", messages)
+    result["error_code"] = np.where(pd.isna(codes), "", codes)
     result["warning"] = np.where(pd.isna(warned), "", warned)
     champion.hand_to_sink(
         inputs,
-        lambda: _results(labels, proba, messages, warnings.rows),
+        lambda: _results(labels, proba, messages, errors.rows, warnings.rows),
         source,
         client,
         request_id,
@@ -221,7 +230,8 @@ def predict_csv(
 
 
 def _cleaned_chunks(table: CsvTable) -> Iterator[pd.DataFrame]:
-    """The CSV's rows as `clean()` gives them (the record fields, the label, `reject_reason`),
+    """The CSV's rows as `clean(..., by_field=True)` gives them (the record fields, the label,
+    each field's problem),
     CHUNK_VECTORS blocks of rows at a time, index 0..n-1 in each: cleaned by DuckDB as it
     reads the file, in one query (planned once: ~0.3 s a time for clean's SQL), without a
     pandas frame of text in between; a malformed row is a DpeError naming its line. A
@@ -239,8 +249,9 @@ def _cleaned_chunks(table: CsvTable) -> Iterator[pd.DataFrame]:
         else f"NULL::VARCHAR AS {quote(official)}"
         for official, _, _ in COLUMNS
     )
-    cleaned = clean_sql(f"(SELECT {text} FROM {table.scan})")
-    kept = ", ".join([*RECORD_FIELDS, LABEL_FIELD, "reject_reason"])
+    cleaned = clean_sql(f"(SELECT {text} FROM {table.scan})", by_field=True)
+    problems = [f"{kind}_{name}" for name in REJECT_FIELDS for kind in ("_code", "_reason")]
+    kept = ", ".join([*RECORD_FIELDS, LABEL_FIELD, *problems])
     table.connection.execute(KEEP_ROW_ORDER)  # predictions join the file by position
     try:
         reader = table.connection.execute(f"SELECT {kept} FROM ({cleaned})")
@@ -264,15 +275,19 @@ def _object_column(series: pd.Series) -> np.ndarray:
     return values
 
 
-def _results(labels, proba, errors, warnings: dict[int, list[str]]) -> list[Prediction]:
+def _results(
+    labels, proba, messages, problems: dict[int, list[Problem]], warnings: dict[int, list[str]]
+) -> list[Prediction]:
     results = []
-    for row, (label, numbers, error) in enumerate(zip(labels, proba.tolist(), errors, strict=True)):
+    rows = zip(labels, proba.tolist(), messages, strict=True)
+    for row, (label, numbers, message) in enumerate(rows):
         probabilities = None if label is None else dict(zip(LABELS, numbers, strict=True))
         results.append(
             Prediction(
                 label=label,
                 probabilities=probabilities,
-                error=error,
+                error=message,
+                errors=problems.get(row, []),
                 warnings=warnings.get(row, []),
             )
         )
@@ -325,7 +340,7 @@ def _csv_ready(predicted: pd.DataFrame) -> pd.DataFrame:
     out = predicted.copy(deep=False)
     for column in PROBA_COLUMNS:
         out[column] = pd.array(out[column].to_numpy(dtype=float), dtype="Float64")
-    for column in ("error", "warning"):
+    for column in TEXT_COLUMNS:
         out[column] = out[column].replace("", None)
     return out
 

@@ -7,7 +7,8 @@
   file runs; anything else is refused (Conflict, naming what was untrusted);
 - `Champion.predict(records)` answers a list of dicts (snake_case or official ADEME names,
   every field optional): one `Prediction` per record, with `error` set, and no label, when
-  a value cannot be read (text in a number field, a value out of range); a category the
+  a value cannot be read (text in a number field, a value out of range), each problem in
+  `errors` with its field and code (`core.data.validation.ERROR_CODES`); a category the
   model never saw is predicted and named in `warnings`.
 
 Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a classifier.
@@ -35,7 +36,15 @@ import numpy as np
 
 from core.config import Settings
 from core.data.schema import LABELS, RECORD_FIELDS
-from core.data.validation import Check, RowErrors, add_number_errors, schema_checks, spec_checks
+from core.data.validation import (
+    Problem,
+    RowErrors,
+    RowWarnings,
+    Rule,
+    add_number_errors,
+    schema_checks,
+    spec_checks,
+)
 from core.errors import DpeError
 from core.modeling.encoding import FieldEncoding
 from core.serving.light_reader import LightForest, read_light
@@ -66,11 +75,14 @@ VERIFY_ROWS = 300  # synthetic records engines are checked on at load: > PARALLE
 
 class Prediction(TypedDict):
     """One record's answer. `label` and `probabilities` ({A..G}) are None when `error` says
-    why the record could not be predicted; `warnings` name what was predicted anyway."""
+    why the record could not be predicted: its messages joined by `; `, each of them in
+    `errors` with its field and code (empty when predicted); `warnings` name what was
+    predicted anyway."""
 
     label: str | None
     probabilities: dict[str, float] | None
     error: str | None
+    errors: list[Problem]
     warnings: list[str]
 
 
@@ -315,17 +327,23 @@ class Champion:
         (unknown keys, categories the model never saw).
         """
         columns, floats, not_numbers = columns_of([snake_case_record(record) for record in records])
-        errors, warnings = RowErrors(len(records)), RowErrors(len(records))
+        errors, warnings = RowErrors(len(records)), RowWarnings(len(records))
         check_keys(records, errors, warnings)
         self.check(columns, floats, errors, warnings, self._spec_checks, not_numbers)
-        messages = errors.joined()
+        messages = errors.messages()
         inputs = {**columns, **floats}
         valid = np.flatnonzero([message is None for message in messages])
         selected = {name: inputs[name][valid] for name in RECORD_FIELDS}
         proba = self.columns_proba(selected) if len(valid) else np.zeros((0, len(LABELS)))
         results = [
-            Prediction(label=None, probabilities=None, error=e, warnings=warnings.rows.get(row, []))
-            for row, e in enumerate(messages)
+            Prediction(
+                label=None,
+                probabilities=None,
+                error=message,
+                errors=errors.rows.get(row, []),
+                warnings=warnings.rows.get(row, []),
+            )
+            for row, message in enumerate(messages)
         ]
         labels = self.labels_of(proba).tolist()
         for row, label, probabilities in zip(valid.tolist(), labels, proba.tolist(), strict=True):
@@ -339,8 +357,8 @@ class Champion:
         columns: Mapping[str, np.ndarray],
         floats: Mapping[str, np.ndarray],
         errors: RowErrors,
-        warnings: RowErrors,
-        number_checks: Mapping[str, list[Check]],
+        warnings: RowWarnings,
+        number_checks: Mapping[str, list[Rule]],
         not_numbers: Mapping[str, np.ndarray] | None = None,
     ) -> None:
         """Add to `errors` what the model cannot take: values that are not numbers (where
@@ -357,7 +375,12 @@ class Champion:
             not_text = np.fromiter(
                 (v is not None and not isinstance(v, str) for v in values), bool, len(values)
             )
-            errors.add(not_text, lambda row, v=values, o=official: f"{o}={v[row]!r} is not text")
+            errors.add(
+                not_text,
+                name,
+                "not_text",
+                lambda row, v=values, o=official: f"{o}={v[row]!r} is not text",
+            )
             unseen = np.fromiter(
                 (isinstance(v, str) and v not in known for v in values), bool, len(values)
             )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from core.data.schema import OFFICIAL_TO_SNAKE, RECORD_FIELDS
-from core.data.validation import RowErrors, parse_numbers, trimmed
+from core.data.validation import Problem, RowErrors, RowWarnings, parse_numbers, trimmed
 from core.modeling.encoding import FieldEncoding
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def columns_of(
     return columns, floats, not_numbers
 
 
-def check_keys(records: Sequence[Mapping], errors: RowErrors, warnings: RowErrors) -> None:
+def check_keys(records: Sequence[Mapping], errors: RowErrors, warnings: RowWarnings) -> None:
     """Warn of keys that are no record field (naming the closest ones); a record whose keys
     are all unknown is an error: nothing of it would reach the model."""
     for row, record in enumerate(records):
@@ -74,7 +74,9 @@ def check_keys(records: Sequence[Mapping], errors: RowErrors, warnings: RowError
             continue
         names = ", ".join(f"'{key}'{_closest(key)}" for key in sorted(map(str, unknown)))
         if len(unknown) == len(record):
-            errors.rows.setdefault(row, []).append(f"no field the model knows: {names}")
+            message = f"no field the model knows: {names}"
+            problem = Problem(field=None, code="no_known_field", message=message)
+            errors.rows.setdefault(row, []).append(problem)
         else:
             warnings.rows.setdefault(row, []).append(f"unknown field(s) ignored: {names}")
 

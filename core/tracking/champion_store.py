@@ -32,7 +32,7 @@ from typing import Any
 
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import RECORD_FIELDS
-from core.errors import DpeError
+from core.errors import Conflict, DpeError, NotFound
 from core.storage import Store
 
 log = logging.getLogger(__name__)
@@ -222,10 +222,10 @@ def current(store: Store) -> Manifest | None:
 
 
 def read_manifest(store: Store) -> Manifest:
-    """The champion's manifest; DpeError when there is none or it cannot be used."""
+    """The champion's manifest; NotFound when there is none, DpeError when it cannot be used."""
     manifest = current(store)
     if manifest is None:
-        raise DpeError(
+        raise NotFound(
             f"no champion model in {store.uri()}: train one and promote it "
             "(python -m core promote RUN_ID)"
         )
@@ -242,8 +242,9 @@ def download(store: Store, manifest: Manifest) -> dict[str, bytes]:
 
 
 def verify(store: Store, manifest: Manifest) -> None:
-    """DpeError when a published file is missing or no longer matches its sha256 (the
-    files are read and hashed, one at a time, not kept)."""
+    """Conflict when a published file is missing or no longer matches its sha256 (the
+    store contradicts its manifest; the files are read and hashed, one at a time, not
+    kept)."""
     manifest.check_paths()
     for relative, expected in manifest.files.items():
         _verified(store, relative, expected)
@@ -254,10 +255,10 @@ def _verified(store: Store, relative: str, expected: str) -> bytes:
     try:
         data = store.read_bytes(path)
     except FileNotFoundError:
-        raise DpeError(f"champion file {relative} is missing from the store") from None
+        raise Conflict(f"champion file {relative} is missing from the store") from None
     if hashlib.sha256(data).hexdigest() != expected:
         # Neither digest is shown: a message must not disclose hashes of stored files.
-        raise DpeError(
+        raise Conflict(
             f"champion file {relative} does not match its sha256 in the manifest: "
             "refusing to use it"
         )

@@ -24,13 +24,14 @@ from urllib.parse import urlparse
 import httpx
 import mlflow
 import pandas as pd
+import requests
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from core.config import Settings
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import LABELS
-from core.errors import Conflict, DpeError, NotFound, Unavailable
+from core.errors import Conflict, DpeError, InvalidInput, NotFound, Unavailable, unknown_host
 from core.storage import Store
 from core.tracking.champion_store import MANIFEST_PATH, Manifest, input_schema, publish
 from core.tracking.headline import HEADLINE
@@ -73,6 +74,11 @@ def connect(settings: Settings) -> MlflowClient:
         try:
             httpx.get(f"{uri.rstrip('/')}/health", timeout=settings.http_timeout_s)
         except httpx.HTTPError as error:
+            if unknown_host(error):
+                raise InvalidInput(
+                    f"MLflow server {uri}: its host name does not resolve: check "
+                    "MLFLOW_TRACKING_URI"
+                ) from error
             raise Unavailable(
                 f"MLflow server {uri} unreachable ({_one_line(str(error))}): start it (make run) "
                 "or set MLFLOW_TRACKING_URI"
@@ -86,14 +92,41 @@ def _is_http(uri: str) -> bool:
     return urlparse(uri).scheme in ("http", "https")
 
 
+# MLflow's error codes, by the kind of DpeError they are (any other: DpeError).
+_MLFLOW_KINDS: dict[str, type[DpeError]] = {
+    "RESOURCE_DOES_NOT_EXIST": NotFound,
+    "NOT_FOUND": NotFound,
+    "RESOURCE_ALREADY_EXISTS": Conflict,
+    "ALREADY_EXISTS": Conflict,
+    "RESOURCE_CONFLICT": Conflict,
+    "ABORTED": Conflict,
+    "INVALID_PARAMETER_VALUE": InvalidInput,
+    "BAD_REQUEST": InvalidInput,
+    "TEMPORARILY_UNAVAILABLE": Unavailable,
+    "DEADLINE_EXCEEDED": Unavailable,
+    "REQUEST_LIMIT_EXCEEDED": Unavailable,
+    "RESOURCE_EXHAUSTED": Unavailable,
+}
+
+
 @contextmanager
 def mlflow_errors(settings: Settings):
-    """MLflow failures as one-line DpeErrors naming the tracking server."""
+    """MLflow failures as one-line DpeErrors naming the tracking server, of the kind its
+    error code says; a request that got no answer (MLflow wraps the network error) is
+    Unavailable."""
     try:
         yield
     except MlflowException as error:
-        message = _one_line(error.message)
-        raise DpeError(f"MLflow ({settings.tracking_uri}): {message}") from error
+        message = f"MLflow ({settings.tracking_uri}): {_one_line(error.message)}"
+        raise _mlflow_kind(error)(message) from error
+
+
+def _mlflow_kind(error: MlflowException) -> type[DpeError]:
+    if unknown_host(error):
+        return InvalidInput
+    if isinstance(error.__context__, requests.RequestException):  # no answer at all
+        return Unavailable
+    return _MLFLOW_KINDS.get(error.error_code, DpeError)
 
 
 def experiment_id(settings: Settings, client: MlflowClient) -> str:

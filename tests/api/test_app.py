@@ -172,8 +172,9 @@ def test_csv_route_answers_csv_with_counts(client):
     assert (response.headers["x-rows"], response.headers["x-rejected"]) == ("2", "1")
     lines = response.content.decode("utf-8").splitlines()
     assert lines[0].startswith("Surface_utile,Conso_kWhep/m²/an,predicted_label,proba_A")
-    # The last two columns: error, then warning (empty).
-    assert lines[1].startswith('"250,5",120,') and lines[2].endswith("Surface_utile=0 must be > 0,")
+    # The last three columns: error, error_code, then warning (empty).
+    assert lines[1].startswith('"250,5",120,') and lines[1].endswith(",,,")
+    assert lines[2].endswith("Surface_utile=0 must be > 0,below_minimum,")
 
 
 def test_admin_reload_token(client):

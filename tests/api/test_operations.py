@@ -88,7 +88,7 @@ def test_metrics_move_with_traffic(settings, s3_endpoint, s3_bucket, pipelines, 
             now = metric_values(url)
             return total(now, "dpe_predictions_total") - total(before, "dpe_predictions_total") == 7
 
-        wait_until(counted, timeout_s=10, what="7 predictions counted")
+        wait_until(counted, what="7 predictions counted")
         after = metric_values(url)
         shown = read_api_counters(url)  # what the Monitor page shows
 
@@ -203,7 +203,7 @@ def test_metrics_add_up_over_uvicorn_workers(settings, pipelines, records, tmp_p
         def all_counted() -> bool:
             return total(metric_values(url), "dpe_predictions_total") == 60
 
-        wait_until(all_counted, timeout_s=10, what="60 predictions counted over both workers")
+        wait_until(all_counted, what="60 predictions counted over both workers")
         for _ in range(6):  # whichever worker answers the scrape
             values = metric_values(url)
             assert total(values, "dpe_predictions_total") == 60

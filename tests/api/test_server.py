@@ -65,7 +65,7 @@ def test_hot_swap_after_a_second_promotion(
         wait_until(lambda: serving(url, "1"), what="champion 1 served")
         publish_champion(settings, pipelines["2"], 2)
         # A few reload intervals (0.3 s) plus loading time.
-        wait_until(lambda: serving(url, "2"), timeout_s=15, what="champion 2 swapped in")
+        wait_until(lambda: serving(url, "2"), what="champion 2 swapped in")
         answer = post_records(url, records[:10]).json()
         assert answer["model_version"] == "2"
         expected = pipelines["2"].predict_proba(pd.DataFrame(records[:10]))
@@ -108,10 +108,11 @@ def test_store_down_at_start_then_back(settings, pipelines, records, tmp_path):
         assert code == 503 and body["status"] == "unavailable"
         refused = post_records(url, records[:1])
         assert refused.status_code == 503 and "no model loaded" in refused.json()["detail"]
+        assert refused.json()["code"] == "unavailable"  # a client may try again later
         with moto_server(port) as endpoint:
             create_bucket(endpoint, "down-at-start")
             publish_champion(settings, pipelines["1"], 1)
-            wait_until(lambda: serving(url, "1"), timeout_s=15, what="served once the store is up")
+            wait_until(lambda: serving(url, "1"), what="served once the store is up")
             assert post_records(url, records[:1]).status_code == 200
 
 
@@ -136,16 +137,19 @@ def as_csv(cases: list[dict]) -> bytes:
     return pd.DataFrame(rows, columns=list(RECORD_FIELDS)).to_csv(index=False).encode()
 
 
-def csv_results(data: bytes) -> tuple[list, np.ndarray, list]:
+def csv_results(data: bytes) -> tuple[list, np.ndarray, list, list]:
     frame = pd.read_csv(pd.io.common.BytesIO(data), dtype=str, keep_default_na=False)
     proba = frame[[f"proba_{label}" for label in LABELS]].replace("", "nan").astype(float)
     labels = [label or None for label in frame["predicted_label"]]
-    return labels, proba.to_numpy(), [error or None for error in frame["error"]]
+    errors = [error or None for error in frame["error"]]
+    return labels, proba.to_numpy(), errors, [code or None for code in frame["error_code"]]
 
 
-def json_results(predictions: list[dict]) -> tuple[list, np.ndarray, list]:
+def json_results(predictions: list[dict]) -> tuple[list, np.ndarray, list, list]:
     proba = [as_floats(p["probabilities"]) if p["label"] else [np.nan] * 7 for p in predictions]
-    return [p["label"] for p in predictions], np.array(proba), [p["error"] for p in predictions]
+    codes = ["|".join(problem["code"] for problem in p["errors"]) or None for p in predictions]
+    labels, errors = [p["label"] for p in predictions], [p["error"] for p in predictions]
+    return labels, np.array(proba), errors, codes
 
 
 def test_single_batch_csv_and_cli_agree(
@@ -175,12 +179,14 @@ def test_single_batch_csv_and_cli_agree(
         "csv route": csv_results(upload.content),
         "cli": csv_results((tmp_path / "out.csv").read_bytes()),
     }
-    labels, proba, errors = results["alone"]
+    labels, proba, errors, codes = results["alone"]
     assert labels[-2:] == [None, None] and all(labels[:-2])
-    for name, (other_labels, other_proba, other_errors) in results.items():
+    assert codes[-2:] == ["not_an_integer", "below_minimum"] and not any(codes[:-2])
+    for name, (other_labels, other_proba, other_errors, other_codes) in results.items():
         assert other_labels == labels, name
         assert np.array_equal(other_proba, proba, equal_nan=True), name
         assert other_errors == errors, name
+        assert other_codes == codes, name
     assert payload == {**payload, "rows": len(cases), "predicted": len(cases) - 2, "rejected": 2}
 
 

@@ -54,13 +54,18 @@ def test_bad_rows_get_the_right_rejection_report(data_env):
     assert_clean(app)
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["Rows"] == "40"
-    reasons = frame_with(app, "Rule")
-    rules = dict(zip(reasons["Rule"], reasons["Rows"], strict=True))
-    assert rules.get("Surface_utile must be > 0") == 2, rules
-    assert any("Année_construction" in rule for rule in rules), rules
+    # Grouped by code, each with its meaning: the two negative surfaces, the year in words.
     # A sector the model never saw is predicted, with a warning (issue 12), not rejected.
-    assert not any("Secteur_activité" in rule for rule in rules), rules
-    rejected = frame_with(app, "error")
+    reasons = frame_with(app, "Code")
+    assert dict(zip(reasons["Code"], reasons["Rows"], strict=True)) == {
+        "below_minimum": 2,
+        "not_a_number": 1,
+    }
+    assert reasons["Meaning"].str.len().gt(0).all()
+    assert reasons.set_index("Code").loc["not_a_number", "Example"] == (
+        "Année_construction='vers 1900' is not a number"
+    )
+    rejected = frame_with(app, "error_code")
     assert sorted(rejected["row"]) == [4, 8, 13]  # spreadsheet rows (header is 0)
     assert metrics["Rejected"] == "3" and metrics["Predicted"] == "37"
     assert metrics["Predicted with a warning"] == "1"
@@ -87,11 +92,17 @@ def test_download_holds_every_row_with_its_prediction(data_env, data_home):
     result = app.session_state["batch_result"]["predicted"]
     output = pd.read_csv(io.BytesIO(batch.to_csv_bytes(result)), dtype=str)
     assert len(output) == 40
-    assert list(output.columns[-10:]) == [
+    assert list(output.columns[-11:]) == [
         "predicted_label",
         *[f"proba_{x}" for x in "ABCDEFG"],
         "error",
+        "error_code",
         "warning",
+    ]
+    assert output["error_code"].dropna().tolist() == [
+        "below_minimum",
+        "below_minimum",
+        "not_a_number",
     ]
     assert result["predicted_label"].tolist() == expected["predicted_label"].tolist()
 

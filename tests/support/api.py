@@ -67,7 +67,9 @@ def api_process(settings: Settings, log_dir, **env: str) -> Iterator[tuple[str, 
         yield url, p.pid
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float = 20, what: str = "condition") -> None:
+def wait_until(check: Callable[[], bool], timeout_s: float = 90, what: str = "condition") -> None:
+    """Poll `check` until it holds. The bound only decides when to give up: it is generous
+    because a loaded machine (CI runs tests on several workers) loads a champion slowly."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if check():

@@ -3,32 +3,52 @@
 import pandas as pd
 
 from core.data.schema import RECORD_FIELDS
+from core.data.validation import ERROR_CODES
 from core.modeling import scales
 from ui import workbench
 
 
-def test_rejection_report_counts_each_rule_once_per_row():
+def test_rejection_report_groups_by_code_not_by_text():
+    """Messages holding `; ` or `=` in a value (which parsing the text back got wrong) are
+    grouped by their codes; a row counts once under each of its codes."""
     predicted = pd.DataFrame(
         {
-            "N°DPE": ["a", "b", "c", "d"],
-            "predicted_label": ["C", None, None, "D"],
+            "N°DPE": ["a", "b", "c", "d", "e"],
+            "predicted_label": ["C", None, None, None, "D"],
             "error": [
                 "",
+                "Surface_utile=-12 must be > 0; Conso_kWhep/m²/an=-1 must be >= 0",
+                "Surface_utile='a; b=c' is not a number",
                 "Surface_utile=-3 must be > 0",
-                "Surface_utile=-12 must be > 0; Secteur_activité='Z' is not a category the "
-                "model knows (see the model's input_schema)",
                 "",
             ],
+            "error_code": ["", "below_minimum|below_minimum", "not_a_number", "below_minimum", ""],
         }
     )
-    by_rule, rows = workbench.rejection_report(predicted)
-    counts = dict(zip(by_rule["rule"], by_rule["rows"], strict=True))
-    assert counts == {
-        "Surface_utile must be > 0": 2,
-        "Secteur_activité is not a category the model knows (see the model's input_schema)": 1,
+    by_code, rows = workbench.rejection_report(predicted)
+    assert dict(zip(by_code["code"], by_code["rows"], strict=True)) == {
+        "below_minimum": 2,
+        "not_a_number": 1,
     }
-    assert by_rule["example"].iloc[0] == "Surface_utile=-3 must be > 0"
-    assert rows["row"].tolist() == [2, 3] and rows["N°DPE"].tolist() == ["b", "c"]
+    assert by_code["code"].tolist() == ["below_minimum", "not_a_number"]  # most rows first
+    # The example is a row rejected for that problem alone when there is one.
+    assert by_code["example"].tolist() == [
+        "Surface_utile=-3 must be > 0",
+        "Surface_utile='a; b=c' is not a number",
+    ]
+    assert by_code["meaning"].tolist() == [
+        ERROR_CODES["below_minimum"],
+        ERROR_CODES["not_a_number"],
+    ]
+    assert rows["row"].tolist() == [2, 3, 4] and rows["N°DPE"].tolist() == ["b", "c", "d"]
+    assert rows["error_code"].tolist() == predicted["error_code"][1:4].tolist()
+
+
+def test_rejection_report_of_a_batch_without_rejections_is_empty():
+    by_code, rows = workbench.rejection_report(
+        pd.DataFrame({"predicted_label": ["C"], "error": [""], "error_code": [""]})
+    )
+    assert by_code.empty and rows.empty
 
 
 def test_label_counts_keep_every_label():

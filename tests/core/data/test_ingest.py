@@ -19,7 +19,7 @@ from core.data.csv_source import csv_table, read_csv
 from core.data.ingest import ingest
 from core.data.ingest import preview as ingest_preview
 from core.data.validation import clean
-from core.errors import DpeError
+from core.errors import DpeError, InvalidInput, Unavailable
 from core.storage import Store
 from tests.support.cli import ROOT, cli_env, run_cli
 from tests.support.sources import (
@@ -108,7 +108,7 @@ def test_clean_accepts_snake_case_typed_values_and_keeps_the_index():
     assert cleaned["secteur_activite"].iloc[0] == "Z : a sector nobody listed"
     assert cleaned["reject_reason"].isna().all()
     assert "not_a_column" not in cleaned.columns
-    assert len(cleaned.columns) == 66
+    assert len(cleaned.columns) == 67  # 63 fields, reject_reason and _code, 2 flags
 
 
 def test_read_csv_reads_french_excel_exports():
@@ -188,6 +188,41 @@ def test_ingest_csv_counts_and_tables(settings, sample_csv_file):
     assert table(settings, "SELECT count(*) FROM dpe WHERE reject_reason IS NULL") == [(3,)]
     snapshot = settings.home / "store" / "datasets" / f"{result['dataset_version']}.parquet"
     assert len(pd.read_parquet(snapshot)) == 6
+
+
+def test_rejected_records_keep_their_reason_and_gain_its_code(settings, sample_csv_file):
+    ingest(settings, sample_csv_file)
+    assert table(
+        settings,
+        "SELECT n_dpe, reject_reason, reject_code FROM dpe WHERE reject_reason IS NOT NULL "
+        "ORDER BY n_dpe",
+    ) == [
+        ("T4", "Etiquette_DPE='I' is not a class A–G", "not_a_label"),
+        ("T5", "Surface_utile=-3 must be > 0", "below_minimum"),
+        ("T6", "Surface_utile='abc' is not a number", "not_a_number"),
+    ]
+    # The row digest is the one from before codes (the cleaned row without them): an
+    # unchanged source keeps its records and its dataset version.
+    [(same,)] = table(
+        settings,
+        "SELECT bool_and(hash(c) = d.row_hash) FROM dpe d, "
+        "LATERAL (SELECT d.* EXCLUDE (reject_code, row_hash)) c",
+    )
+    assert same
+
+
+def test_a_database_from_before_codes_gets_them_and_keeps_its_version(settings, sample_csv_file):
+    first = ingest(settings, sample_csv_file)
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("ALTER TABLE dpe DROP COLUMN reject_code")
+    assert warehouse.describe(settings)["rejected_by_code"] == {}  # none to show, no error
+    again = ingest(settings, sample_csv_file)
+    assert (again["dataset_version"], again["unchanged"]) == (first["dataset_version"], 6)
+    assert warehouse.describe(settings)["rejected_by_code"] == {
+        "below_minimum": 1,
+        "not_a_label": 1,
+        "not_a_number": 1,
+    }
 
 
 def test_same_records_same_version_whatever_the_format(settings, tmp_path):
@@ -342,18 +377,20 @@ def test_api_limit_stops_paging(fast_http, tmp_path):
     assert result["rows"] + result["duplicates"] == 3
 
 
-def test_api_errors_are_one_line_and_change_nothing(fast_http, tmp_path):
+def test_api_errors_are_one_line_of_their_kind_and_change_nothing(fast_http, tmp_path):
+    """A wrong URL (404) is the source's to fix; a server that keeps failing or does not
+    answer may work later: Unavailable, the kind a scheduler retries."""
     pages = read_pages(write_pages(sample_records(), tmp_path / "p", 2))
-    not_found = pytest.raises(DpeError, match="answered HTTP 404")
+    not_found = pytest.raises(InvalidInput, match="answered HTTP 404")
     with page_server(pages, failures={0: 404}) as server, not_found:
         ingest(fast_http, server.url)
     no_retry = fast_http.model_copy(update={"http_retries": 0})
-    unavailable = pytest.raises(DpeError, match=r"answered HTTP 503 \(1 attempt\)")
+    unavailable = pytest.raises(Unavailable, match=r"answered HTTP 503 \(1 attempt\)")
     with page_server(pages, failures={0: 503}) as server, unavailable:
         ingest(no_retry, server.url)
     with page_server(pages) as server:
         closed = server.url
-    with pytest.raises(DpeError, match=r"unreachable: .*\(3 attempts\)") as error:
+    with pytest.raises(Unavailable, match=r"unreachable: .*\(3 attempts\)") as error:
         ingest(fast_http, closed)
     assert "\n" not in str(error.value)
     assert not fast_http.duckdb_path.exists()
@@ -375,17 +412,21 @@ def test_cli_ingest_bad_source_exits_non_zero_with_one_line(settings, tmp_path):
     code, payload, stderr = run_cli(
         "ingest", "--source", str(tmp_path / "empty.csv"), env=cli_env(settings)
     )
-    assert (code, payload) == (2, None)
-    assert stderr.strip().splitlines() == [f"error: source {tmp_path / 'empty.csv'} is empty"]
+    message = f"source {tmp_path / 'empty.csv'} is empty"
+    assert code == 2
+    assert payload == {"error": {"code": "invalid_input", "message": message, "retryable": False}}
+    assert stderr.strip().splitlines() == [f"error: {message}"]
 
 
-def test_cli_ingest_api_unreachable(settings, tmp_path):
+def test_cli_ingest_api_unreachable_is_worth_retrying(settings, tmp_path):
+    """Exit 5 and `retryable`: what the Airflow DAG retries on."""
     pages = read_pages(write_pages(sample_records(), tmp_path / "p", 6))
     with page_server(pages) as server:
         closed = server.url
     env = {**cli_env(settings), "DPE_HTTP_RETRIES": "1", "DPE_HTTP_BACKOFF_S": "0.01"}
     code, payload, stderr = run_cli("ingest", "--source", closed, env=env)
-    assert (code, payload) == (2, None)
+    assert code == 5
+    assert payload["error"]["code"] == "unavailable" and payload["error"]["retryable"]
     assert "error: ADEME API" in stderr and "unreachable" in stderr
     assert not settings.duckdb_path.exists()
 
@@ -435,7 +476,7 @@ def test_a_malformed_row_near_the_end_names_its_line_on_every_read_path(
         assert not settings.duckdb_path.exists()
     path, line = _malformed_samples(sample_csv, tmp_path)["extra field"]
     code, payload, stderr = run_cli("ingest", "--source", str(path), env=cli_env(settings))
-    assert (code, payload) == (2, None)
+    assert code == 2 and payload["error"]["code"] == "invalid_input"
     assert stderr.strip().splitlines()[-1].startswith(f"error: {path} is not a readable CSV: line")
     assert "Traceback" not in stderr
 
@@ -467,13 +508,14 @@ def test_the_separator_is_sniffed_past_the_header(settings, tmp_path):
 
 def test_an_unresolvable_api_host_fails_fast_and_says_what_to_do(settings):
     """A name that does not resolve (no network) was retried for 31 s with the default
-    retries; it is not transient."""
+    retries; it is not transient: invalid input (check the source), never retried."""
     started = time.monotonic()
-    with pytest.raises(DpeError) as error:
+    with pytest.raises(InvalidInput) as error:
         ingest(settings, "http://dpe.invalid/data-fair/api/v1/datasets/x/lines")
     assert time.monotonic() - started < 5
+    assert not error.value.retryable
     message = str(error.value)
-    assert "dpe.invalid is unknown" in message
+    assert "dpe.invalid is unknown" in message and "check the source URL" in message
     assert "DPE_SOURCE=path/to/export.csv" in message and "Errno" not in message
     assert not settings.duckdb_path.exists()
 
@@ -591,7 +633,8 @@ def test_no_network_route_is_not_retried_either():
         except OSError as cause:
             raise httpx.ConnectError("connect failed") from cause
     except httpx.ConnectError as error:
-        assert "no network route" in ademe_api._offline(error, "data.ademe.fr")
+        offline = ademe_api._offline(error, "data.ademe.fr")
+        assert isinstance(offline, Unavailable) and "no network route" in str(offline)
     refused = httpx.ConnectError("refused")
     refused.__cause__ = ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")
     assert ademe_api._offline(refused, "data.ademe.fr") is None  # a server restarting: retried

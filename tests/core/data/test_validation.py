@@ -1,5 +1,5 @@
 """core.data.validation: one rule set, two compilations (SQL for bulk data, numpy for records)
-that give the same message for the same value."""
+that give the same message and the same code for the same value."""
 
 import numpy as np
 import pandas as pd
@@ -7,6 +7,7 @@ import pytest
 
 from core.data.schema import RECORD_FIELDS
 from core.data.validation import (
+    ERROR_CODES,
     RowErrors,
     add_number_errors,
     clean,
@@ -25,23 +26,76 @@ VALUES = [
 ]  # fmt: skip
 
 
-def _numpy_messages(name: str, values: list) -> list:
+def _numpy_errors(name: str, values: list) -> RowErrors:
     """What a record gets (Champion.predict's path): text trimmed, parsed, checked."""
     column = np.array([trimmed(v) for v in values], dtype=object)
     floats, not_number = parse_numbers(column)
     errors = RowErrors(len(values))
     add_number_errors(errors, name, column, floats, not_number, spec_checks(name))
-    return errors.joined().tolist()
+    return errors
+
+
+def _numpy_messages(name: str, values: list) -> list:
+    return _numpy_errors(name, values).messages().tolist()
+
+
+def _missing(values) -> list:
+    return [None if pd.isna(value) else value for value in values]
 
 
 @pytest.mark.parametrize("name", NUMBER_FIELDS)
-def test_sql_and_numpy_give_the_same_message_for_every_value(name):
+def test_sql_and_numpy_give_the_same_message_and_code_for_every_value(name):
     official = RECORD_FIELDS[name].official
     frame = pd.DataFrame({official: pd.Series(VALUES, dtype=object)})
-    sql = clean(frame)["reject_reason"]
-    sql = [None if pd.isna(m) else m for m in sql]
-    assert sql == _numpy_messages(name, VALUES)
-    assert any(m is not None for m in sql)  # the values do break rules
+    cleaned = clean(frame, by_field=True)
+    errors = _numpy_errors(name, VALUES)
+    assert _missing(cleaned["reject_reason"]) == errors.messages().tolist()
+    assert _missing(cleaned["reject_code"]) == errors.codes().tolist()
+    # The bulk path's problem of the field, as data: the same as the record's.
+    found = RowErrors(len(VALUES))
+    found.add_found(
+        name,
+        cleaned[f"_code_{name}"].to_numpy(dtype=object),
+        cleaned[f"_reason_{name}"].to_numpy(dtype=object),
+    )
+    assert found.rows == errors.rows
+    assert any(m is not None for m in errors.messages())  # the values do break rules
+    assert {p["code"] for ps in errors.rows.values() for p in ps} <= set(ERROR_CODES)
+
+
+def test_each_problem_is_data_with_its_field_and_code():
+    errors = _numpy_errors("annee_construction", ["1950.5", "999", "abc", "2031", "1990"])
+    assert [errors.rows.get(row) for row in range(5)] == [
+        [{"field": "annee_construction", "code": "not_an_integer",
+          "message": "Année_construction=1950.5 is not an integer"}],
+        [{"field": "annee_construction", "code": "below_minimum",
+          "message": "Année_construction=999 must be >= 1000"}],
+        [{"field": "annee_construction", "code": "not_a_number",
+          "message": "Année_construction='abc' is not a number"}],
+        [{"field": "annee_construction", "code": "above_maximum",
+          "message": "Année_construction=2031 must be <= 2030"}],
+        None,
+    ]  # fmt: skip
+
+
+def test_a_row_joins_its_messages_and_codes_in_the_same_order():
+    frame = pd.DataFrame(
+        {
+            "Etiquette_DPE": ["H", "B"],
+            "Surface_utile": ["0", "a; b|c"],  # separators inside a value stay in its message
+            "Année_construction": ["1950.5", "1990"],
+        }
+    )
+    cleaned = clean(frame)
+    assert cleaned["reject_reason"].tolist() == [
+        "Etiquette_DPE='H' is not a class A–G; Surface_utile=0 must be > 0; "
+        "Année_construction=1950.5 is not an integer",
+        "Surface_utile='a; b|c' is not a number",
+    ]
+    assert cleaned["reject_code"].tolist() == [
+        "not_a_label|below_minimum|not_an_integer",
+        "not_a_number",
+    ]
 
 
 def test_messages_read_as_before():

@@ -76,11 +76,7 @@ def test_describe_profiles_the_current_version(settings, ingested):
     }
     assert profile["placeholders"] == {"surface_utile_100": 1, "conso_kwhep_m2_an_0.1": 1}
     assert profile["rejected"] == 3
-    assert profile["rejected_by_reason"] == {
-        "Etiquette_DPE is not a class A–G": 1,
-        "Surface_utile is not a number": 1,
-        "Surface_utile must be > 0": 1,
-    }
+    assert profile["rejected_by_code"] == {"below_minimum": 1, "not_a_label": 1, "not_a_number": 1}
 
 
 def test_load_dataset_reads_the_snapshot(settings, ingested):
@@ -147,14 +143,17 @@ def test_cli_describe_and_status(settings, ingested):
     code, profile, stderr = run_cli("describe", env=env)
     assert code == 0, stderr
     assert profile["dataset_version"] == ingested["dataset_version"]
-    assert profile["rejected_by_reason"]["Surface_utile must be > 0"] == 1
+    assert profile["rejected_by_code"]["below_minimum"] == 1
     code, quiet, _ = run_cli("status", "--quiet-if-data", env=env)
     assert (code, quiet) == (0, {})
 
 
 def test_cli_status_without_data_exits_non_zero(settings):
     code, payload, stderr = run_cli("status", "--quiet-if-data", env=cli_env(settings))
-    assert (code, payload) == (2, None)
+    assert code == 3  # not found: no dataset yet
+    assert payload == {
+        "error": {"code": "not_found", "message": warehouse.NO_DATA, "retryable": False}
+    }
     assert stderr.strip().splitlines() == [f"error: {warehouse.NO_DATA}"]
 
 

@@ -90,7 +90,11 @@ def test_passes_from_first_champion_to_promoted_kept_refused(env, mlflow_server)
         refused = run_pass(env, api.url)
         assert refused["decision"] == "refused_data"
         assert refused["rejected"] == 300 and refused["challenger_run_id"] is None
-        assert any("rejected" in reason for reason in refused["reasons"]), refused["reasons"]
+        assert refused["quality"]["rejected_by_code"] == {"below_minimum": 300}
+        assert any(  # the gate says how many rows each code rejected
+            "rejected by validation" in reason and reason.endswith(": below_minimum 300")
+            for reason in refused["reasons"]
+        ), refused["reasons"]
         assert refused["champion_after"] is None  # nothing was decided about the champion
 
     code, history, stderr = run_cli("pipeline", "--history", env=env)

@@ -155,7 +155,7 @@ def test_compare_frames_treats_an_absent_field_as_missing(settings):
 
 def test_drift_errors_are_one_line(settings):
     code, payload, stderr = run_cli("drift", env=cli_env(settings))
-    assert code == 2 and payload is None
+    assert code == 3 and payload["error"]["code"] == "not_found"  # no champion yet
     assert "no champion model" in stderr and "Traceback" not in stderr
     # Arguments are checked before anything is read.
     with pytest.raises(DpeError, match="not an ISO 8601 time: 'last tuesday'"):

@@ -39,7 +39,8 @@ def records_csv(records: list[dict], sep: str = ",", official: bool = False) -> 
 
 
 def test_predict_frame_keeps_every_row_and_matches_predict(champion, records):
-    frame = records_csv(records[:50] + [{"secteur_activite": "Z : Zoo"}, {}])
+    bad = [{"surface_utile": -3, "annee_construction": 1950.5}, {"conso_kwhep_m2_an": 2e6}]
+    frame = records_csv(records[:50] + [{"secteur_activite": "Z : Zoo"}, {}] + bad)
     frame["extra"] = "kept"
     predicted = predict_frame(champion, frame)
     assert list(predicted.columns) == [*frame.columns, *PREDICTION_COLUMNS]
@@ -50,10 +51,15 @@ def test_predict_frame_keeps_every_row_and_matches_predict(champion, records):
     for row, result in zip(predicted.itertuples(index=False), results, strict=True):
         assert (None if pd.isna(row.predicted_label) else row.predicted_label) == result["label"]
         assert (row.error or None) == result["error"]
+        assert row.error_code == "|".join(problem["code"] for problem in result["errors"])
         assert row.warning == "; ".join(result["warnings"])
         if result["label"]:
             got = np.array([getattr(row, f"proba_{label}") for label in LABELS])
             assert np.abs(got - as_floats(result["probabilities"])).max() <= TOLERANCE
+    assert predicted["error_code"].tolist()[-2:] == [
+        "below_minimum|not_an_integer",
+        "above_maximum",
+    ]
 
 
 def test_csv_round_trip_semicolon_cp1252_decimal_comma(champion, records, tmp_path):
@@ -174,6 +180,11 @@ def test_cli_predict(settings, champion, records, tmp_path):
     assert payload["rows"] == 41 and payload["predicted"] == 40 and payload["rejected"] == 1
     assert payload["model_version"] == "1"
     written = pd.read_csv(output, dtype=str, keep_default_na=False)
+    assert written.loc[40, ["error", "error_code"]].tolist() == [
+        "Surface_utile=0 must be > 0",
+        "below_minimum",
+    ]
+    assert (written.loc[:39, ["error", "error_code"]] == "").all().all()
     expected = probabilities(champion.predict(records[:40]))
     got = written[[f"proba_{label}" for label in LABELS]].iloc[:40].astype(float).to_numpy()
     assert np.array_equal(got, expected)
@@ -190,5 +201,6 @@ def test_cli_without_champion_is_a_clear_error(settings, tmp_path):
         str(tmp_path / "o.csv"),
         env=cli_env(settings),
     )
-    assert code == 2 and payload is None
+    assert code == 3 and payload["error"]["code"] == "not_found"  # nothing promoted yet
+    assert "no champion model in" in payload["error"]["message"]
     assert "no champion model in" in stderr and "Traceback" not in stderr

@@ -181,6 +181,18 @@ def test_unacceptable_records_get_an_error_at_their_place(champion, records):
         "no field the model knows: 'surfce_utile' (did you mean surface_utile?)",
     ]
     assert all(r["probabilities"] is None for r in results[1:-1])
+    # Each problem as data: its field (None: the record as a whole) and code.
+    assert [[(p["field"], p["code"]) for p in r["errors"]] for r in results] == [
+        [],
+        [("surface_utile", "below_minimum")],
+        [("conso_kwhep_m2_an", "not_a_number")],
+        [("annee_construction", "not_an_integer")],
+        [("categorie_erp", "not_text")],
+        [("surface_utile", "not_a_number")],
+        [(None, "no_known_field")],
+        [],
+    ]
+    assert [r["errors"][0]["message"] for r in results[1:-1]] == errors
 
 
 def test_a_category_never_seen_is_predicted_with_a_warning(champion, records):
@@ -231,9 +243,19 @@ def test_number_errors_read_as_ingest_gives_them(champion):
         {"version_dpe": 7, "annee_construction": 3000.0},
         {"surface_shon": "12,5", "emission_ges_kgco2_m2_an": -0.5},
     ]
-    ours = [r["error"] for r in champion.predict(records)]
+    results = champion.predict(records)
     theirs = clean(pd.DataFrame([{k: str(v) for k, v in r.items()} for r in records]))
-    assert ours == theirs["reject_reason"].tolist()
+    assert [r["error"] for r in results] == theirs["reject_reason"].tolist()
+    codes = ["|".join(p["code"] for p in r["errors"]) for r in results]
+    assert (
+        codes
+        == theirs["reject_code"].tolist()
+        == [
+            "below_minimum|above_maximum",
+            "above_maximum|above_maximum",
+            "below_minimum",
+        ]
+    )
 
 
 def test_manifest_bounds_tighter_than_the_schema_apply(settings, pipeline):
@@ -244,6 +266,9 @@ def test_manifest_bounds_tighter_than_the_schema_apply(settings, pipeline):
     champion = Champion(manifest, pipeline)
     result = champion.predict([{"surface_utile": 60_000}])[0]
     assert result["error"] == "Surface_utile=60000 must be <= 50000"
+    assert result["errors"] == [
+        {"field": "surface_utile", "code": "above_maximum", "message": result["error"]}
+    ]
 
 
 # --- the prediction sink ---------------------------------------------------------------------

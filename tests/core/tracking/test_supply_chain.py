@@ -194,7 +194,7 @@ def test_a_model_that_runs_code_never_runs_in_sync_nor_in_the_api(project, setti
             input_schema=served.input_schema,
         )
         publish(Store(settings), trojan, manifest)
-        wait_until(lambda: "builtins.eval" in health(url).get("detail", ""), 30, "refusal")
+        wait_until(lambda: "builtins.eval" in (health(url).get("detail") or ""), what="refusal")
         assert ready(url) != version
         answer = httpx.post(f"{url}/predict", json={"records": [{}]}, timeout=10).json()
         assert answer["model_version"] == rules["version"]

@@ -13,7 +13,7 @@ from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
 from mlflow.tracking import MlflowClient
 from moto.server import ThreadedMotoServer
 
-from core.errors import DpeError
+from core.errors import DpeError, Unavailable
 from core.storage import Store
 from core.tracking import registry
 from core.tracking.champion_store import current, read_manifest
@@ -114,7 +114,7 @@ def test_store_down_after_the_alias_moved_puts_the_alias_back(fresh, monkeypatch
             server.stop()  # the object store goes away between the two steps
 
         monkeypatch.setattr(MlflowClient, "set_registered_model_alias", moved_then_store_down)
-        with pytest.raises(DpeError, match="unreachable"):
+        with pytest.raises(Unavailable, match="unreachable"):
             registry.promote(settings, runs["rf"]["run_id"])
         client = registry.connect(settings)
         assert registry.champion_version(client, settings.registered_model_name) == first
@@ -123,7 +123,7 @@ def test_store_down_after_the_alias_moved_puts_the_alias_back(fresh, monkeypatch
         # and changes nothing; once the store is back, it publishes.
         second = register(settings, runs["rf"])
         client.set_registered_model_alias(settings.registered_model_name, "champion", second)
-        with pytest.raises(DpeError, match="unreachable"):
+        with pytest.raises(Unavailable, match="unreachable"):
             sync_champion(settings)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()  # moto keeps its buckets in the process: the store comes back as it was
