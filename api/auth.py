@@ -1,5 +1,9 @@
 """Bearer tokens: the admin token (DPE_API_TOKEN), the optional /predict token
 (DPE_PREDICT_TOKEN), their strength in production, and a brake on guessing the admin one.
+
+Who a client is (the brake's key, the prediction log's `client`) is the connection's peer,
+or, behind a proxy listed in DPE_TRUSTED_PROXIES, the address it forwards (`create_app`
+applies uvicorn's proxy-headers middleware with that list only).
 """
 
 import hashlib
@@ -10,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from api.deps import SettingsDep
 from core.config import DEFAULT_API_TOKEN, Settings
@@ -17,12 +22,16 @@ from core.errors import DpeError
 
 MIN_TOKEN_LENGTH = 24
 MIN_DISTINCT_CHARACTERS = 10
+# zxcvbn's estimate of the guesses a token takes (log10): a random 24-character hex token is
+# ~29, `abcdefghijklmnopqrstuvwx` 2.
+MIN_GUESSES_LOG10 = 20
 FAILURE_WINDOW_S = 60.0
 MAX_TRACKED_CLIENTS = 10_000  # bounds the memory an attacker with many addresses can take
 
 
 def check_production_tokens(settings: Settings) -> None:
-    """With DPE_ENV=production, refuse a weak DPE_API_TOKEN (and DPE_PREDICT_TOKEN if set)."""
+    """With DPE_ENV=production, refuse a weak DPE_API_TOKEN (and DPE_PREDICT_TOKEN if set),
+    and a DPE_PREDICT_TOKEN that is the admin token: every /predict client would hold it."""
     if settings.env != "production":
         return
     tokens = {"DPE_API_TOKEN": settings.api_token}
@@ -34,6 +43,11 @@ def check_production_tokens(settings: Settings) -> None:
                 f"DPE_ENV=production needs a strong {name}: it {problem}. "
                 "Generate one with e.g. `openssl rand -hex 24`"
             )
+    if settings.predict_token == settings.api_token:
+        raise DpeError(
+            "DPE_ENV=production needs a DPE_PREDICT_TOKEN other than DPE_API_TOKEN: whoever "
+            "may predict would also hold the admin token"
+        )
 
 
 def token_weakness(token: str) -> str | None:
@@ -48,13 +62,22 @@ def token_weakness(token: str) -> str | None:
         return f"has {len(token)} characters, fewer than {MIN_TOKEN_LENGTH}"
     if len(set(token)) < MIN_DISTINCT_CHARACTERS:
         return f"has fewer than {MIN_DISTINCT_CHARACTERS} distinct characters"
+    from zxcvbn import zxcvbn  # only in production, once
+
+    guesses = zxcvbn(token)["guesses_log10"]
+    if guesses < MIN_GUESSES_LOG10:
+        return (
+            f"is predictable (a sequence, a repetition, keyboard rows or words: about "
+            f"10^{guesses:.0f} guesses, at least 10^{MIN_GUESSES_LOG10} needed)"
+        )
     return None
 
 
 class FailedAttempts:
     """Wrong tokens per client in a sliding window. A client with `max_failures` in the last
-    FAILURE_WINDOW_S is refused (429) without its token being checked, until the oldest
-    failure leaves the window. In memory, per API process."""
+    FAILURE_WINDOW_S gets 429 for each wrong token, until the oldest failure leaves the
+    window; the right token still passes (a guesser sharing the admin's address must not
+    lock the admin out). In memory, per API process."""
 
     def __init__(self, max_failures: int, clock=time.monotonic):
         self.max_failures = max_failures
@@ -86,6 +109,9 @@ _bearer = HTTPBearer(
     auto_error=False, description="DPE_API_TOKEN (admin) or DPE_PREDICT_TOKEN (/predict*)"
 )
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+# Declares the bearer scheme on /predict* in the OpenAPI schema (`create_app` adds it when
+# DPE_PREDICT_TOKEN is set); `check_predict_token` checks it, before the body is read.
+PredictBearer = Depends(_bearer)
 
 
 def _matches(credentials: HTTPAuthorizationCredentials | None, token: str) -> bool:
@@ -93,32 +119,41 @@ def _matches(credentials: HTTPAuthorizationCredentials | None, token: str) -> bo
     return secrets.compare_digest(given.encode(), token.encode())
 
 
-def _unauthorized(name: str) -> HTTPException:
+def _unauthorized(name: str, headers: dict[str, str] | None = None) -> HTTPException:
     return HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         f"a valid bearer token ({name}) is required",
-        headers={"WWW-Authenticate": "Bearer"},
+        headers={"WWW-Authenticate": "Bearer", **(headers or {})},
     )
 
 
 async def require_admin(request: Request, settings: SettingsDep, credentials: BearerDep) -> None:
+    if _matches(credentials, settings.api_token):
+        return
     attempts: FailedAttempts = request.app.state.failed_admin_attempts
     client = client_host(request)
-    if wait_s := attempts.retry_after(client):
+    wait_s = attempts.retry_after(client)
+    attempts.add(client)
+    if wait_s:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             f"too many wrong tokens: retry in {wait_s} s",
             headers={"Retry-After": str(wait_s)},
         )
-    if not _matches(credentials, settings.api_token):
-        attempts.add(client)
-        raise _unauthorized("DPE_API_TOKEN")
+    raise _unauthorized("DPE_API_TOKEN")
 
 
-async def require_predict_token(settings: SettingsDep, credentials: BearerDep) -> None:
-    """Added to /predict* by `create_app` when DPE_PREDICT_TOKEN is set."""
-    if not _matches(credentials, settings.predict_token):
-        raise _unauthorized("DPE_PREDICT_TOKEN")
+def check_predict_token(request: Request) -> None:
+    """401 unless the request's bearer token is DPE_PREDICT_TOKEN (when it is set). Called by
+    the /predict* routes before anything reads the body: a client without the token gets
+    the 401 at once, and the connection closes rather than take in what it still sends."""
+    token = request.app.state.settings.predict_token
+    if not token:
+        return
+    scheme, given = get_authorization_scheme_param(request.headers.get("authorization"))
+    credentials = HTTPAuthorizationCredentials(scheme=scheme, credentials=given)
+    if scheme.lower() != "bearer" or not _matches(credentials, token):
+        raise _unauthorized("DPE_PREDICT_TOKEN", {"Connection": "close"})
 
 
 def client_host(request: Request) -> str:

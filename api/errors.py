@@ -29,6 +29,7 @@ STATUS_CODES = {
     status.HTTP_401_UNAUTHORIZED: "unauthorized",
     status.HTTP_404_NOT_FOUND: NotFound.code,
     status.HTTP_405_METHOD_NOT_ALLOWED: "method_not_allowed",
+    status.HTTP_408_REQUEST_TIMEOUT: "too_slow",  # an upload below DPE_UPLOAD_MIN_KB_S
     status.HTTP_409_CONFLICT: Conflict.code,
     status.HTTP_413_CONTENT_TOO_LARGE: "too_large",
     status.HTTP_422_UNPROCESSABLE_CONTENT: InvalidInput.code,

@@ -7,9 +7,13 @@ trying every DPE_RELOAD_INTERVAL_S; it also swaps in each newly promoted champio
 Around the routes (api.middleware): an error boundary (no exception text in a 500, the
 connection kept, a request id from X-Request-ID or generated, in the answer and every log
 line), request metrics (api.metrics, GET /metrics), the upload size counted as it streams,
-and a bound on concurrent uploads. Logs are JSON lines on stdout (api.logs). Errors share one
-body (api.errors); tokens are checked in api.auth; /docs and /redoc are served offline
-(api.docs). Probes: /livez, /readyz; /health for existing clients.
+and a bound on concurrent uploads, each kept only at a minimum rate. JSON bodies are
+bounded as they stream in too (api.json_limits). Logs are JSON lines on stdout (api.logs).
+Errors share one body (api.errors); tokens are checked in api.auth; /docs and /redoc are
+served offline (api.docs). Probes: /livez, /readyz; /health for existing clients.
+
+Run it with `dpe api`, or `uvicorn api.main:app --no-proxy-headers`: X-Forwarded-For
+is then believed only from DPE_TRUSTED_PROXIES, not from any loopback peer as uvicorn would.
 """
 
 import asyncio
@@ -17,9 +21,10 @@ import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from api.auth import FailedAttempts, check_production_tokens, require_predict_token
+from api.auth import FailedAttempts, PredictBearer, check_production_tokens
 from api.docs import add_offline_docs
 from api.errors import add_error_handlers
 from api.logs import configure_logging
@@ -27,6 +32,7 @@ from api.metrics import Metrics, RequestMetrics
 from api.middleware import BodySizeLimit, ErrorBoundary, UploadSlots
 from api.routers import admin, health, index, metrics, model, predict
 from api.state import ServingState
+from core import tempfiles
 from core.config import Settings, get_settings
 from core.errors import DpeError
 from core.serving.champion import PredictionSink
@@ -95,6 +101,8 @@ def create_app(
         except DpeError as error:
             log.error("refusing to start: %s", error)
             raise
+        # What a killed predecessor spooled (an upload's copy) would otherwise stay forever.
+        tempfiles.remove_left_behind()
         sink, log_sink = prediction_sink, None
         if sink is None and settings.log_predictions:
             sink = log_sink = PredictionLog(settings)  # writes off the request path
@@ -119,18 +127,25 @@ def create_app(
     app.state.failed_admin_attempts = FailedAttempts(settings.admin_failures_per_minute)
     app.state.metrics = Metrics() if settings.metrics else None
     # The last added runs first: the error boundary wraps everything.
-    app.add_middleware(UploadSlots, slots=settings.max_concurrent_uploads)
+    app.add_middleware(
+        UploadSlots,
+        slots=settings.max_concurrent_uploads,
+        min_kb_s=settings.upload_min_kb_s,
+        grace_s=settings.upload_grace_s,
+    )
     app.add_middleware(BodySizeLimit, limit_mb=settings.max_upload_mb)
     if app.state.metrics is not None:  # sees every answer, a refusal or a 500 included
         app.add_middleware(RequestMetrics, metrics=app.state.metrics)
         app.include_router(metrics.router)
     app.add_middleware(ErrorBoundary)
+    if settings.trusted_proxies:  # the client is who these proxies forward for
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     add_error_handlers(app)
     add_offline_docs(app)
     for router in (index.router, health.router, model.router, admin.router):
         app.include_router(router)
     # The schema shows the bearer on /predict* only when it is required.
-    guard = [Depends(require_predict_token)] if settings.predict_token else []
+    guard = [PredictBearer] if settings.predict_token else []
     app.include_router(predict.router, dependencies=guard)
     return app
 

@@ -4,9 +4,12 @@ HTTP: `dpe_http_request_duration_seconds{method, route, status}` (a histogram, t
 declared, e.g. /predict) and `dpe_http_requests_in_flight`. Predictions:
 `dpe_predictions_total{label, model_version, source}`, `dpe_prediction_errors_total{reason}`
 (a record that could not be predicted: "invalid_record"; a request refused: "no_model",
-"too_many_records", "invalid_request", "unreadable_csv"). The champion:
+"too_many_records" (a JSON body over a limit of api.json_limits), "invalid_request",
+"unreadable_csv"). The champion:
 `dpe_champion_info{model_version, run_id, dataset_version}` (1 for the one served) and
-`dpe_champion_load_seconds`.
+`dpe_champion_load_seconds`; `dpe_champion_problem` (1 while no champion loads, the store
+cannot be read, the served files no longer match the manifest, or the newest champion
+failed to load).
 
 With several worker processes, set PROMETHEUS_MULTIPROC_DIR (an empty folder, one per
 start): each process writes its values there and /metrics adds them up, whichever worker
@@ -67,6 +70,13 @@ class Metrics:
         self.champion_load = Gauge(
             "dpe_champion_load_seconds",
             "Time the served champion took to load",
+            registry=registry,
+            multiprocess_mode="livemax",
+        )
+        self.champion_problem = Gauge(
+            "dpe_champion_problem",
+            "1 while the champion cannot be loaded, refreshed or checked (store unreachable, "
+            "files changed, the newest one failed to load): /health says why",
             registry=registry,
             multiprocess_mode="livemax",
         )

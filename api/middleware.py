@@ -4,6 +4,7 @@ Pure ASGI (not `BaseHTTPMiddleware`) so that a body is never read or buffered he
 limits act on the stream as it comes in.
 """
 
+import asyncio
 import logging
 import re
 import uuid
@@ -104,29 +105,36 @@ class BodySizeLimit:
                     raise BodyTooLarge(self.limit_mb)
             return message
 
-        started = False
+        await _guarded(self.app, scope, counted_receive, send)
 
-        async def watched_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
 
-        try:
-            await self.app(scope, counted_receive, watched_send)
-        except BodyTooLarge as error:  # read outside FastAPI's body parsing
-            if started:
-                raise
-            await _answer(error, scope, receive, send)
+class UploadTooSlow(HTTPException):
+    """Raised from `receive` when an upload falls too far behind the minimum rate: 408, and
+    the connection closed (the rest of the body is not read)."""
+
+    def __init__(self, received: int, seconds: float, min_kb_s: float):
+        super().__init__(
+            status.HTTP_408_REQUEST_TIMEOUT,
+            f"upload too slow: {received / 1000:.0f} KB in {seconds:.0f} s, at least "
+            f"{min_kb_s:g} KB/s needed (DPE_UPLOAD_MIN_KB_S)",
+            headers={"Connection": "close"},
+        )
 
 
 class UploadSlots:
     """At most `slots` uploads (POSTs whose body is chunked or above SMALL_BODY_BYTES) at
     once; past that, 503 with Retry-After before reading their body. A few large uploads
-    would otherwise hold the memory of many."""
+    would otherwise hold the memory of many.
 
-    def __init__(self, app, slots: int):
+    An upload keeps its slot only while it arrives at `min_kb_s` on average, `grace_s` of
+    lag allowed (its start, a pause): a byte a second must not hold a slot for hours. The
+    next piece of the body is awaited until the time the bytes so far buy; past it, 408."""
+
+    def __init__(self, app, slots: int, min_kb_s: float, grace_s: float):
         self.app = app
         self.free = slots
+        self.bytes_per_s = min_kb_s * 1000
+        self.grace_s = grace_s
 
     async def __call__(self, scope, receive, send):
         if not _is_upload(scope):
@@ -139,10 +147,48 @@ class UploadSlots:
             )
             return await _answer(error, scope, receive, send)
         self.free -= 1
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                self.free, held = self.free + 1, False
+
+        async def releasing_send(message):
+            # Freed with the answer's last byte, not after the background tasks that follow
+            # (a spooled file's removal): a client's next upload must find its slot free.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                release()
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await _guarded(self.app, scope, self._paced(receive), releasing_send)
         finally:
-            self.free += 1
+            release()
+
+    def _paced(self, receive):
+        if not self.bytes_per_s:
+            return receive
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        received, done = 0, False
+
+        async def paced_receive():
+            nonlocal received, done
+            if done:  # the body is in: what follows is the wait for a disconnect
+                return await receive()
+            deadline = started + self.grace_s + received / self.bytes_per_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                seconds = loop.time() - started
+                raise UploadTooSlow(received, seconds, self.bytes_per_s / 1000) from None
+            received += len(message.get("body", b""))
+            done = not message.get("more_body", False)
+            return message
+
+        return paced_receive
 
 
 def _is_upload(scope) -> bool:
@@ -153,6 +199,24 @@ def _is_upload(scope) -> bool:
         return True  # of unknown size
     length = headers.get("content-length", "0")  # neither header: no body
     return not length.isdigit() or int(length) > SMALL_BODY_BYTES
+
+
+async def _guarded(app, scope, receive, send) -> None:
+    """Run `app`; answer an HTTPException raised by `receive` (a body refused as it streams
+    in) that reached us, read outside FastAPI's body parsing, unless an answer started."""
+    started = False
+
+    async def watched_send(message):
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await app(scope, receive, watched_send)
+    except (BodyTooLarge, UploadTooSlow) as error:
+        if started:
+            raise
+        await _answer(error, scope, receive, send)
 
 
 async def _answer(error: HTTPException, scope, receive, send) -> None:

@@ -23,7 +23,8 @@ class Settings(BaseSettings):
         default="development",
         description="`production` makes the API refuse a weak `DPE_API_TOKEN` (or "
         "`DPE_PREDICT_TOKEN`): under 24 characters or 10 distinct ones, whitespace, the "
-        "default; and the workbench require a login and hide error details.",
+        "default, predictable (zxcvbn); a `DPE_PREDICT_TOKEN` equal to `DPE_API_TOKEN`; and "
+        "the workbench require a login and hide error details.",
     )
     workbench_login: Literal["oidc", "proxy"] = Field(
         default="oidc",
@@ -127,11 +128,38 @@ class Settings(BaseSettings):
         default=200,
         description="Largest request body and upload, in MB (413 above, a chunked body too).",
     )
+    max_json_mb: int = Field(
+        default=16,
+        ge=1,
+        description="Largest JSON body POST /predict reads, in MB: 413 above, before it is "
+        "parsed. 16 MB holds 10,000 records of the model's fields, or about 7,000 with all 63 "
+        "ADEME columns; more records go to /predict/csv (DPE_MAX_UPLOAD_MB).",
+    )
+    max_record_keys: int = Field(
+        default=200,
+        ge=1,
+        description="Most keys one JSON record may hold (ADEME's export has 63 columns): a "
+        "record with more is answered with an error, unread; a body whose records hold more "
+        "than this many keys each on average is refused (413) while it streams in.",
+    )
     max_concurrent_uploads: int = Field(
         default=2,
         ge=1,
         description="Uploads (chunked, or bodies over 1 MiB) handled at once; more get 503 "
         "with `Retry-After`.",
+    )
+    upload_min_kb_s: float = Field(
+        default=50.0,
+        ge=0,
+        description="Slowest average rate, in KB/s, an upload (a body that takes an upload slot) "
+        "may arrive at once DPE_UPLOAD_GRACE_S have passed; slower, it is cut with a 408 and its "
+        "slot freed. 0: no minimum.",
+    )
+    upload_grace_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an upload may lag behind DPE_UPLOAD_MIN_KB_S (its start, a pause) "
+        "before it is cut.",
     )
     predict_token: str = Field(
         default="",
@@ -142,6 +170,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Wrong admin tokens a client may send per minute; past that, 429 until "
         "the minute ends.",
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Addresses (IPs or CIDR networks, comma-separated; `*` for any) of the reverse "
+        "proxies whose X-Forwarded-For the API believes: the client of a request is then the "
+        "address the proxies name, for the admin token's brake and the prediction log. Empty: "
+        "none, the client is the connection's peer. Launch uvicorn with --no-proxy-headers, so "
+        "that it does not trust loopback on its own (`dpe api` does).",
     )
     reload_interval_s: float = Field(
         default=5.0, description="How often the API looks for a new champion (seconds)."
@@ -176,6 +212,21 @@ class Settings(BaseSettings):
     )
     log_retention_days: int = Field(
         default=90, description="Days of prediction log kept; older days are deleted."
+    )
+    log_client_quota: int = Field(
+        default=10_000,
+        ge=0,
+        description="Predictions logged per API client (`token:…` or `host:…`) and hour; past "
+        "it, the client's predictions are still answered but not logged (counted in the "
+        "logger's `over_quota`). The workbench and the CLI have no quota. 0: no quota.",
+    )
+    drift_rows_per_host: int = Field(
+        default=25,
+        ge=0,
+        description="In a drift report on logged predictions, an API client without a /predict "
+        "token (`host:<ip>`) counts for at most this many of its rows (a random sample): one "
+        "client alone cannot make drift. Authenticated clients (`token:…`), the workbench and "
+        "the CLI count whole, and so does the client a report is asked for (`--client`).",
     )
 
     # Lifecycle pipeline (core.lifecycle.pipeline): what a pass trains, and the gates it applies

@@ -61,14 +61,17 @@ async def livez() -> dict:
             },
         }
     },
-    summary="Readiness: a verified champion is served (200), else 503 with the reason",
+    summary="Readiness: this replica serves a verified champion (200), else 503 and why",
 )
 async def readyz(state: StateDep):
-    """For a readiness probe: 200 once a champion is loaded with its checksums verified
-    (not the quick start's unchecked one) and no problem is pending (a store that cannot be
-    read, files that no longer match the manifest); otherwise 503 with the reason."""
+    """For a readiness probe: 200 once this replica serves a champion loaded with its
+    checksums verified (not the quick start's unchecked one), whatever happens to the store
+    since: the champion in memory still answers, and every replica sees the same store, so
+    an outage there must not take them all out of the Service at once. Store trouble is
+    `/health`'s `degraded` and the metric `dpe_champion_problem`. 503 with the reason until
+    then."""
     champion = state.champion
-    if champion is None or champion.light or state.problem:
+    if champion is None or champion.light:
         detail = state.problem or "the champion's checks are still running"
         return JSONResponse(
             {"status": "not ready", "detail": detail},

@@ -18,5 +18,6 @@ async def metrics(request: Request, state: StateDep) -> Response:
     metrics = request.app.state.metrics
     if state.champion is not None:  # read at scrape time: nothing to do on a swap
         metrics.champion(state.champion.manifest, state.load_seconds)
+    metrics.champion_problem.set(1 if state.problem else 0)
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)

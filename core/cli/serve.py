@@ -21,8 +21,11 @@ def add_cli(subparsers) -> None:
 
 
 def _api_command(args, settings: Settings) -> dict:
+    # --no-proxy-headers: uvicorn would believe X-Forwarded-For from any loopback peer; the
+    # app believes it only from DPE_TRUSTED_PROXIES.
     _replace_process(
         ["-m", "uvicorn", "api.main:app", "--host", settings.host, "--port", str(settings.api_port)]
+        + ["--no-proxy-headers"]
     )
     return {}  # not reached: the process is uvicorn's now
 

@@ -2,7 +2,8 @@
 
 A text cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return is a formula to
 Excel or LibreOffice (CSV injection): OWASP's advice is to prefix it with `'`, which shows
-the text as it was. A cell that reads as a number (`-12`, `+3,5`) is left as it is.
+the text as it was. A cell that reads as a number (`-12`, `+3,5`) is left as it is. The
+header is cells too: a column name a file came with is written the same way.
 """
 
 from __future__ import annotations

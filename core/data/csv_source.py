@@ -1,6 +1,7 @@
 """Reading a CSV export of ADEME records with DuckDB, every column as text.
 
-A CSV is `,` `;` or tab separated, UTF-8 or cp1252 (transcoded to a temporary UTF-8 file),
+A CSV is `,` `;` or tab separated, UTF-8 or cp1252 (transcoded to a temporary UTF-8 file;
+the encoding decided on the whole file, a file valid in neither refused naming the line),
 with a decimal point or comma. The dialect is set from the header and the lines after it,
 never sniffed by DuckDB; a malformed line is a DpeError naming its line in the file.
 `read_csv` gives a frame; `csv_table` keeps the file open in DuckDB for a block.
@@ -10,15 +11,15 @@ import codecs
 import csv
 import logging
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from core import tempfiles
 from core.data.sources import head, not_text
 from core.data.warehouse import literal, quote
 from core.errors import DpeError
@@ -30,51 +31,123 @@ CHUNK_BYTES = 1 << 20
 DELIMITERS = (";", ",", "\t")
 
 
-def _is_utf8(path: Path, name: str) -> bool:
-    """Whether the file is UTF-8; DpeError if it holds a NUL byte anywhere: text never does,
-    and DuckDB would read it into the values."""
-    decoder, utf8, offset = codecs.getincrementaldecoder("utf-8")(), True, 0
+# A well-formed UTF-8 sequence of two to four bytes. cp1252 French text seldom holds one
+# (`é` is then 0xE9 followed by a letter, not by 0x80-0xBF).
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}"
+    rb"|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+_CP1252_UNDEFINED = re.compile(rb"[\x81\x8d\x8f\x90\x9d]")
+# A file that is not UTF-8 is read as cp1252 only when its bytes that are not UTF-8 outnumber
+# its UTF-8 sequences this many times: ADEME's sample saved as cp1252 has 24,576 against 98
+# (texts already garbled upstream), the sample with one bad byte 1 against 24,857.
+CP1252_MIN_RATIO = 10
+
+
+@dataclass
+class _Position:
+    """A byte of the file and the line it is on (1 = the header)."""
+
+    line: int
+    value: int
+
+
+@dataclass
+class _Evidence:
+    """What a file's bytes say of its encoding, gathered a chunk at a time."""
+
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=codecs.getincrementaldecoder("utf-8")
+    )
+    lines: int = 1  # the line the next chunk starts on
+    not_utf8: _Position | None = None  # the first byte that is not UTF-8
+    undefined: _Position | None = None  # the first byte cp1252 leaves undefined
+    sequences: int = 0  # well-formed UTF-8 sequences of two to four bytes
+    stray: int = 0  # bytes of 0x80 and above in none of them
+
+    def add(self, chunk: bytes) -> None:
+        if self.not_utf8 is None and (bad := self._first_invalid(chunk)) is not None:
+            self.not_utf8 = self._at(chunk, max(bad, 0))
+        rest, found = _UTF8_MULTIBYTE.subn(b"", chunk)  # (a sequence a chunk's end cuts: lost)
+        self.sequences += found
+        self.stray += len(rest) - len(rest.translate(None, _HIGH_BYTES))
+        if self.undefined is None and (match := _CP1252_UNDEFINED.search(chunk)):
+            self.undefined = self._at(chunk, match.start())
+        self.lines += chunk.count(b"\n")
+
+    def end(self, last: int) -> None:
+        if self.not_utf8 is None and self._first_invalid(b"", final=True) is not None:
+            self.not_utf8 = _Position(self.lines, last)  # the file ends inside a sequence
+
+    def _first_invalid(self, data: bytes, final: bool = False) -> int | None:
+        """Where in `data` the first byte that is not UTF-8 is (negative: in the bytes held
+        from the last chunk), or None."""
+        held = len(self.decoder.getstate()[0])
+        try:
+            self.decoder.decode(data, final)
+        except UnicodeDecodeError as error:
+            return error.start - held
+        return None
+
+    def _at(self, chunk: bytes, index: int) -> _Position:
+        return _Position(self.lines + chunk.count(b"\n", 0, index), chunk[index])
+
+
+def _encoding(path: Path, name: str) -> str:
+    """The file's encoding, decided on all of it: "utf-8" when it is valid UTF-8 throughout;
+    "cp1252" when its bytes that are not UTF-8 make up its non-ASCII text
+    (CP1252_MIN_RATIO); else, a UTF-8 file with a bad byte somewhere, or a byte cp1252
+    leaves undefined, a DpeError naming the line: read either way, its text would change
+    without a word. A DpeError too for a NUL byte anywhere: text never holds one, and
+    DuckDB would read it into the values."""
+    evidence, offset, last = _Evidence(), 0, 0
     with open(path, "rb") as file:
         while chunk := file.read(CHUNK_BYTES):
             if (nul := chunk.find(b"\x00")) >= 0:
                 where = f": a NUL byte at byte {offset + nul}"
                 raise not_text(name, chunk if offset == 0 else b"", "a CSV", where)
-            offset += len(chunk)
-            utf8 = utf8 and _decodes(decoder, chunk)
-    return utf8 and _decodes(decoder, b"", final=True)
+            evidence.add(chunk)
+            offset, last = offset + len(chunk), chunk[-1]
+    evidence.end(last)
+    bad, undefined = evidence.not_utf8, evidence.undefined
+    if bad is None:
+        return "utf-8"
+    if evidence.stray <= CP1252_MIN_RATIO * evidence.sequences:
+        raise DpeError(
+            f"{name} is UTF-8 text but line {bad.line} holds a byte that is not "
+            f"(0x{bad.value:02X}): correct that line, or save the file again as UTF-8. "
+            "Read as cp1252, its accented text would change"
+        )
+    if undefined is not None:
+        raise DpeError(
+            f"{name} is neither UTF-8 nor cp1252 text: line {undefined.line} holds byte "
+            f"0x{undefined.value:02X}"
+        )
+    return "cp1252"
 
 
-def _decodes(decoder, data: bytes, final: bool = False) -> bool:
-    try:
-        decoder.decode(data, final)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _transcode_cp1252(source: Path, target: Path, name: str) -> None:
+def _transcode_cp1252(source: Path, target: Path) -> None:
     # cp1252, not latin-1: ADEME's texts hold ’ and – which only cp1252 maps.
-    try:
-        with (
-            open(source, encoding="cp1252", newline="") as src,
-            open(target, "w", encoding="utf-8", newline="") as dst,
-        ):
-            while chunk := src.read(CHUNK_BYTES):
-                dst.write(chunk)
-    except UnicodeDecodeError as error:
-        raise DpeError(f"{name} is neither UTF-8 nor cp1252 text: {error.reason}") from error
+    with (
+        open(source, encoding="cp1252", newline="") as src,
+        open(target, "w", encoding="utf-8", newline="") as dst,
+    ):
+        while chunk := src.read(CHUNK_BYTES):
+            dst.write(chunk)
 
 
 @contextmanager
 def utf8_csv_file(source: str | Path | bytes, name: str) -> Iterator[Path]:
     """`source` (a path, or the bytes of a file) as a UTF-8 file on disk DuckDB can scan."""
-    with tempfile.TemporaryDirectory(prefix="dpe-csv-") as tmp:
+    with tempfiles.temporary_dir("csv") as tmp:
         path = Path(tmp) / "upload.csv" if isinstance(source, bytes) else Path(source)
         if isinstance(source, bytes):
             path.write_bytes(source)
-        if not _is_utf8(path, name):
+        if _encoding(path, name) == "cp1252":
             utf8 = Path(tmp) / "utf8.csv"
-            _transcode_cp1252(path, utf8, name)
+            _transcode_cp1252(path, utf8)
             path = utf8
         yield path
 

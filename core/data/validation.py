@@ -52,6 +52,7 @@ ERROR_CODES = {
     "not_text": "something other than text (a number, true/false) in a category field",
     "not_a_label": f"an {LABEL_COLUMN} other than A–G (in a file or at ingest)",
     "no_known_field": "a record none of whose keys is a field the model knows",
+    "too_many_keys": "a JSON record with more keys than DPE_MAX_RECORD_KEYS (its keys unread)",
 }
 # Problems joined into one text: messages by MESSAGE_SEPARATOR, codes by CODE_SEPARATOR.
 MESSAGE_SEPARATOR, CODE_SEPARATOR = "; ", "|"

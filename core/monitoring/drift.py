@@ -258,7 +258,9 @@ class DriftReport(TypedDict):
     too_little_data: bool
     sample_warning: str | None  # why the current rows are not a sample of buildings
     drifting_features: list[str]
-    rows: dict[str, int]  # {"reference", "current"}
+    # {"reference", "current" (judged), "left_out" (rows of clients without a token beyond
+    # DPE_DRIFT_ROWS_PER_HOST each)}
+    rows: dict[str, int]
     reference_version: str | None
     model_version: str
     feature_set: str | None
@@ -281,8 +283,10 @@ def drift_report(
     Current records: the predictions logged since `since` (ISO 8601; all of them when None)
     from `source` (api, app, batch, cli; all when None) and `client` (as the log names it,
     e.g. "host:10.0.0.7"; all when None), or, with `dataset_version`, the
-    records that version added to the one before it. No verdict on too few rows, nor on
-    rows that are plainly not a sample of buildings (`sample_warning`).
+    records that version added to the one before it. Without `client`, each API client
+    without a /predict token counts for at most DPE_DRIFT_ROWS_PER_HOST rows (`judged_rows`).
+    No verdict on too few rows, nor on rows that are plainly not a sample of buildings
+    (`sample_warning`).
     """
     from core.data import warehouse
 
@@ -299,11 +303,12 @@ def drift_report(
     fields = FEATURE_SETS[manifest.feature_set].fields
     reference = labelled_rows(warehouse.load_dataset(settings, manifest.dataset_version)[1])
     if dataset_version is None:
-        current = read_predictions(settings, since=start, source=source, client=client)
+        logged = read_predictions(settings, since=start, source=source, client=client)
+        current = logged if client else judged_rows(logged, settings.drift_rows_per_host)
         since_text = start.isoformat() if start else None
         window = {"kind": "predictions", "since": since_text, "source": source, "client": client}
     else:
-        current = labelled_rows(added_rows(settings, dataset_version))
+        logged = current = labelled_rows(added_rows(settings, dataset_version))
         window = {"kind": "dataset", "dataset_version": dataset_version}
     too_little = len(current) < settings.drift_min_rows
     not_a_sample = None if too_little else sample_warning(current, fields)
@@ -314,14 +319,16 @@ def drift_report(
         result["verdict"] = _verdict(result["drift"], too_little, not_a_sample)
     drifting = [name for name, result in features.items() if result["drift"]]
     predictions = window["kind"] == "predictions"
+    left_out = len(logged) - len(current)
     return DriftReport(
         drift=bool(drifting),
         verdict=_verdict(bool(drifting), too_little, not_a_sample),
-        message=not_a_sample or _message(drifting, len(current), settings),
+        message=(not_a_sample or _message(drifting, len(current), settings))
+        + _left_out_note(left_out, settings),
         too_little_data=too_little,
         sample_warning=not_a_sample,
         drifting_features=drifting,
-        rows={"reference": len(reference), "current": len(current)},
+        rows={"reference": len(reference), "current": len(current), "left_out": left_out},
         reference_version=manifest.dataset_version,
         model_version=manifest.model_version,
         feature_set=manifest.feature_set,
@@ -335,7 +342,29 @@ def drift_report(
         label_shift=label_shift(settings, reference, current, not_a_sample)
         if predictions
         else None,
-        volume=volume(current) if predictions else None,
+        volume=volume(logged) if predictions else None,  # all of it: a flood shows
+    )
+
+
+def judged_rows(predictions: pd.DataFrame, rows_per_host: int) -> pd.DataFrame:
+    """The logged predictions a drift report judges: those of the workbench, the CLI and
+    API clients with a /predict token (`token:…`) whole; of each API client without one
+    (`host:<ip>`: anyone who reaches the API), at most `rows_per_host`, drawn at random
+    (seeded: the same log gives the same report). One client cannot make drift alone."""
+    anonymous = predictions["client"].fillna("").str.startswith("host:").to_numpy()
+    if not anonymous.any():
+        return predictions
+    shuffled = predictions[anonymous].sample(frac=1.0, random_state=0)
+    sampled = shuffled.groupby("client", sort=False).head(rows_per_host)
+    return pd.concat([predictions[~anonymous], sampled]).sort_index()
+
+
+def _left_out_note(left_out: int, settings: Settings) -> str:
+    if not left_out:
+        return ""
+    return (
+        f" ({left_out} predictions of API clients without a token left out: at most "
+        f"{settings.drift_rows_per_host} each count, DPE_DRIFT_ROWS_PER_HOST)"
     )
 
 

@@ -4,7 +4,8 @@ layout, reading and compaction: `core.monitoring.prediction_store`).
 
 The API's response path only puts on a queue; a background thread writes a part file per
 batch. The thread also, at most hourly (`MAINTAIN_EVERY_S`), compacts and prunes the log
-(`core.monitoring.prediction_store.maintain`).
+(`core.monitoring.prediction_store.maintain`). Each API client logs at most
+DPE_LOG_CLIENT_QUOTA predictions an hour (`ClientQuota`): one client cannot flood the log.
 """
 
 import atexit
@@ -28,7 +29,43 @@ from core.storage import Store
 log = logging.getLogger(__name__)
 
 MAINTAIN_EVERY_S = 3600.0  # how often a logger compacts and prunes the log
+QUOTA_PERIOD_S = 3600.0
+MAX_QUOTA_CLIENTS = 100_000  # clients counted in a period; beyond, new ones are not logged
 _STOP = object()
+
+
+class ClientQuota:
+    """Rows each client may still log in the current hour (DPE_LOG_CLIENT_QUOTA; 0: no
+    quota). Rows without a client (the workbench, the CLI) are not counted."""
+
+    def __init__(self, per_hour: int, clock=time.monotonic):
+        self.per_hour = per_hour
+        self.clock = clock
+        self._period: int | None = None
+        self._used: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def take(self, client: str | None, rows: int) -> int:
+        """How many of `rows` the client may log now (they are counted as logged)."""
+        if client is None or not self.per_hour:
+            return rows
+        with self._lock:
+            period = int(self.clock() // QUOTA_PERIOD_S)
+            if period != self._period:
+                self._period, self._used = period, {}
+            if client not in self._used and len(self._used) >= MAX_QUOTA_CLIENTS:
+                return 0
+            used = self._used.get(client, 0)
+            allowed = max(0, min(rows, self.per_hour - used))
+            self._used[client] = used + allowed
+        if allowed < rows and used < self.per_hour:  # said once a period, when it is reached
+            log.warning(
+                "prediction log: %s reached its quota of %d predictions this hour "
+                "(DPE_LOG_CLIENT_QUOTA): its next ones are not logged",
+                client,
+                self.per_hour,
+            )
+        return allowed
 
 
 class PredictionLogger:
@@ -51,6 +88,8 @@ class PredictionLogger:
         self.flush_rows = flush_rows or settings.log_flush_rows
         self.flush_s = flush_s if flush_s is not None else settings.log_flush_s
         self.dropped = 0
+        self.over_quota = 0  # predictions not logged: their client was past its quota
+        self.quota = ClientQuota(settings.log_client_quota)
         self.retention_days = settings.log_retention_days
         self._maintained_at: float | None = None  # never yet: the first write maintains
         self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
@@ -70,10 +109,17 @@ class PredictionLogger:
     ) -> None:
         """Queue predictions: `records` (record fields: a list of dicts, a DataFrame or a
         mapping of columns) and `results` (one dict each: label, probabilities {A..G}, error),
-        in the same order, asked by `client` in request `request_id` (both optional).
+        in the same order, asked by `client` in request `request_id` (both optional). Past
+        the client's quota only the first rows are logged, or none.
         Fits `core.serving.champion.PredictionSink`."""
         if source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, not {source!r}")
+        allowed = self.quota.take(client, len(results))
+        if allowed < len(results):
+            self.over_quota += len(results) - allowed
+            if not allowed:
+                return
+            records, results = _head(records, allowed), results[:allowed]
         entry = (records, results, model_version, source, datetime.now(UTC), client, request_id)
         try:
             self._queue.put_nowait(entry)
@@ -189,6 +235,15 @@ def _record_columns(records, count: int) -> dict[str, list]:
         name: [convert(record.get(name)) for record in records]
         for name, convert in _CONVERTERS.items()
     }
+
+
+def _head(records, rows: int):
+    """The first `rows` records of a list, a DataFrame or a mapping of columns."""
+    if isinstance(records, pd.DataFrame):
+        return records.iloc[:rows]
+    if isinstance(records, Mapping):
+        return {name: values[:rows] for name, values in records.items()}
+    return records[:rows]
 
 
 def _plain(values):

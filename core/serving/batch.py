@@ -6,20 +6,20 @@ joined by `; `), `error_code` (their codes, `core.data.validation.ERROR_CODES`, 
 `|` in the same order) and `warning` (it was, setting aside a category the model never
 saw). `predict_csv` does the same from a CSV to a CSV (UTF-8, `,`), reading
 `CHUNK_VECTORS` blocks of rows at a time through DuckDB, which also copies the columns a
-prediction does not read. Text cells a spreadsheet would run as formulas are neutralised in
-what is written (`core.data.csv_cells`).
+prediction does not read. Text cells a spreadsheet would run as formulas, column names
+included, are neutralised in what is written (`core.data.csv_cells`).
 """
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 import numpy as np
 
-from core.data.csv_cells import safe_sql, safe_text_columns
+from core import tempfiles
+from core.data.csv_cells import safe_cell, safe_sql, safe_text_columns
 from core.data.feature_sets import FEATURE_SETS
 from core.data.schema import COLUMNS, LABELS, RECORD_FIELDS, source_columns, to_snake_case
 from core.data.validation import (
@@ -218,7 +218,7 @@ def predict_csv(
         predicted.attrs["missing_fields"] = missing
         table.connection.register("predictions", _csv_ready(predicted[list(PREDICTION_COLUMNS)]))
         kept = [
-            f"{safe_sql(quote(c))} AS {quote(c)}"
+            f"{safe_sql(quote(c))} AS {quote(safe_cell(c))}"
             for c in table.columns
             if c not in PREDICTION_COLUMNS
         ]
@@ -328,8 +328,9 @@ def write_csv(predicted: pd.DataFrame, path: str | Path) -> None:
     import duckdb  # imported here: loaded by the first batch, not at API start up
 
     passed_through = [c for c in predicted.columns if c not in PREDICTION_COLUMNS]
+    safe = safe_text_columns(predicted, passed_through).rename(columns=safe_cell)
     with duckdb.connect() as con:
-        con.register("predicted", _csv_ready(safe_text_columns(predicted, passed_through)))
+        con.register("predicted", _csv_ready(safe))
         con.execute(f"COPY predicted TO {_sql_text(path)} (HEADER, DELIMITER ',')")
 
 
@@ -351,7 +352,7 @@ def _sql_text(path: str | Path) -> str:
 
 def to_csv_bytes(predicted: pd.DataFrame) -> bytes:
     """`write_csv`, as bytes."""
-    with tempfile.TemporaryDirectory(prefix="dpe-predict-") as tmp:
+    with tempfiles.temporary_dir("predict") as tmp:
         path = Path(tmp) / "predicted.csv"
         write_csv(predicted, path)
         return path.read_bytes()

@@ -317,18 +317,19 @@ class Champion:
         source: str = "app",
         client: str | None = None,
         request_id: str | None = None,
+        max_keys: int | None = None,
     ) -> list[Prediction]:
         """One `Prediction` per record (`client` and `request_id` go to the sink only).
 
         Fields by snake_case or official ADEME name, all optional. A record the model cannot
-        take (a value that cannot be read, or only fields it does not know) gets label and
-        probabilities None and an error naming the field and the reason; the others are
-        predicted exactly as if each came alone, with `warnings` naming what was set aside
-        (unknown keys, categories the model never saw).
+        take (a value that cannot be read, only fields it does not know, more than
+        `max_keys` keys) gets label and probabilities None and an error naming the field
+        and the reason; the others are predicted exactly as if each came alone, with
+        `warnings` naming what was set aside (unknown keys, categories the model never saw).
         """
         columns, floats, not_numbers = columns_of([snake_case_record(record) for record in records])
         errors, warnings = RowErrors(len(records)), RowWarnings(len(records))
-        check_keys(records, errors, warnings)
+        check_keys(records, errors, warnings, max_keys)
         self.check(columns, floats, errors, warnings, self._spec_checks, not_numbers)
         messages = errors.messages()
         inputs = {**columns, **floats}

@@ -28,6 +28,9 @@ def snake_case_record(record: Mapping) -> Mapping:
 
 _OFFICIAL_NAMES = frozenset(OFFICIAL_TO_SNAKE)
 _KNOWN_KEYS = frozenset(RECORD_FIELDS) | _OFFICIAL_NAMES
+_SORTED_KEYS = sorted(_KNOWN_KEYS)
+MAX_NAMED_KEYS = 10  # unknown keys a record's message names; the others are counted
+MAX_SHOWN_KEY = 64  # characters of an unknown key a message shows (field names: 33 at most)
 _NUMBER_TYPES = frozenset({float, int, type(None)})
 _TEXT_TYPES = frozenset({str, type(None)})
 
@@ -65,14 +68,31 @@ def columns_of(
     return columns, floats, not_numbers
 
 
-def check_keys(records: Sequence[Mapping], errors: RowErrors, warnings: RowWarnings) -> None:
-    """Warn of keys that are no record field (naming the closest ones); a record whose keys
-    are all unknown is an error: nothing of it would reach the model."""
+def check_keys(
+    records: Sequence[Mapping],
+    errors: RowErrors,
+    warnings: RowWarnings,
+    max_keys: int | None = None,
+) -> None:
+    """Warn of keys that are no record field (naming the first MAX_NAMED_KEYS, with the
+    closest fields); a record whose keys are all unknown is an error: nothing of it would
+    reach the model. So is one with more than `max_keys` keys, whose keys are not looked at
+    (what naming keys costs must not grow with what a client sends)."""
     for row, record in enumerate(records):
+        if max_keys is not None and len(record) > max_keys:
+            message = (
+                f"the record has {len(record):,} keys, more than {max_keys} (DPE_MAX_RECORD_KEYS)"
+            )
+            problem = Problem(field=None, code="too_many_keys", message=message)
+            errors.rows.setdefault(row, []).append(problem)
+            continue
         unknown = record.keys() - _KNOWN_KEYS
         if not unknown:
             continue
-        names = ", ".join(f"'{key}'{_closest(key)}" for key in sorted(map(str, unknown)))
+        listed = sorted(map(str, unknown))
+        names = ", ".join(f"'{_shown(key)}'{_closest(key)}" for key in listed[:MAX_NAMED_KEYS])
+        if len(listed) > MAX_NAMED_KEYS:
+            names += f" and {len(listed) - MAX_NAMED_KEYS} more"
         if len(unknown) == len(record):
             message = f"no field the model knows: {names}"
             problem = Problem(field=None, code="no_known_field", message=message)
@@ -81,11 +101,18 @@ def check_keys(records: Sequence[Mapping], errors: RowErrors, warnings: RowWarni
             warnings.rows.setdefault(row, []).append(f"unknown field(s) ignored: {names}")
 
 
+def _shown(key: str) -> str:
+    return key if len(key) <= MAX_SHOWN_KEY else key[: MAX_SHOWN_KEY - 1] + "…"
+
+
+@functools.lru_cache(maxsize=4096)  # clients repeat their misspellings record after record
 def _closest(key: str) -> str:
     """` (did you mean x?)` for the field names closest to a misspelt key, else nothing."""
+    if len(key) > MAX_SHOWN_KEY:  # no field name is that long; difflib's cost grows with it
+        return ""
     # By snake_case name: a field and its official twin are one suggestion.
     close: dict[str, str] = {}
-    for match in difflib.get_close_matches(key, sorted(_KNOWN_KEYS), n=4, cutoff=0.75):
+    for match in difflib.get_close_matches(key, _SORTED_KEYS, n=4, cutoff=0.75):
         close.setdefault(OFFICIAL_TO_SNAKE.get(match, match), match)
     names = list(close.values())[:2]
     return f" (did you mean {' or '.join(names)}?)" if names else ""

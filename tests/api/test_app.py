@@ -19,6 +19,7 @@ from tests.support.api import TOKEN, wait_until
 from tests.support.champion import publish_champion
 from tests.support.cli import ROOT
 from tests.support.servers import free_port
+from tests.support.sources import utf8_export_with_a_bad_byte
 
 STRONG_TOKEN = "9f2c7a1e5b3d8064cafe2b71d9e4"
 
@@ -162,7 +163,21 @@ def test_a_csv_with_none_of_the_fields_is_refused_naming_them(client):
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert "Surface_utile" in detail or "surface_utile" in detail, detail
-    assert "/tmp" not in detail and "dpe-api-predict" not in detail
+    assert "/tmp" not in detail and "dpe-api-" not in detail
+
+
+def test_a_csv_with_a_bad_byte_late_is_refused_naming_its_line(client, tmp_path):
+    data = utf8_export_with_a_bad_byte(tmp_path / "export.csv").read_bytes()
+    response = client.post("/predict/csv", files={"file": ("export.csv", data)})
+    assert response.status_code == 422
+    assert "export.csv is UTF-8 text but line 2151 holds a byte" in response.json()["detail"]
+
+
+def test_a_header_a_spreadsheet_would_run_comes_back_neutralised(client):
+    data = b'surface_utile,=HYPERLINK("http://evil/x")\n250,a\n'
+    response = client.post("/predict/csv", files={"file": ("in.csv", data)})
+    assert response.status_code == 200
+    assert response.text.startswith('surface_utile,"\'=HYPERLINK(""http://evil/x"")",')
 
 
 def test_csv_route_answers_csv_with_counts(client):
@@ -193,6 +208,15 @@ def test_no_champion_is_503_with_the_reason(limited):
         assert "no champion model in" in response.json()["detail"]
         assert client.post("/predict", json={"records": [{}]}).status_code == 503
         assert client.get("/model").status_code == 503
+
+
+def test_openapi_says_an_uploaded_file_may_not_be_empty(client):
+    """Schemathesis ST202: an empty file, refused with a 422, was schema-valid."""
+    schema = client.get("/openapi.json").json()
+    body = schema["paths"]["/predict/csv"]["post"]["requestBody"]["content"]
+    reference = body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert schema["components"]["schemas"][reference]["properties"]["file"]["minLength"] == 1
+    assert client.post("/predict/csv", files={"file": ("a.csv", b"")}).status_code == 422
 
 
 def test_openapi_documents_the_routes_with_examples(client):
@@ -227,12 +251,25 @@ def test_a_swap_spares_the_requests_in_flight(limited, pipelines, records):
         ("a" * 40, "has fewer than 10 distinct characters"),
         ("abc" * 10, "has fewer than 10 distinct characters"),
         ("9f2c7a1e5b3d 8064cafe2b71d9e4", "contains whitespace"),
+        ("abcdefghijklmnopqrstuvwx", "is predictable"),  # issue 24: it passed the rules above
+        ("qwertyuiopasdfghjklzxcvbnm", "is predictable"),
     ],
 )
 def test_production_refuses_a_weak_token(settings, token, why):
     prod = settings.model_copy(update={"env": "production", "api_token": token})
     with (
         pytest.raises(DpeError, match=f"strong DPE_API_TOKEN: it ({why})"),
+        TestClient(create_app(prod)),
+    ):
+        pass
+
+
+def test_production_refuses_the_admin_token_as_predict_token(settings):
+    prod = settings.model_copy(
+        update={"env": "production", "api_token": STRONG_TOKEN, "predict_token": STRONG_TOKEN}
+    )
+    with (
+        pytest.raises(DpeError, match="DPE_PREDICT_TOKEN other than DPE_API_TOKEN"),
         TestClient(create_app(prod)),
     ):
         pass

@@ -20,6 +20,7 @@ way must flag nothing.
 
 import sys
 import time
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import httpx
@@ -46,6 +47,7 @@ SHOP = "M : Magasins de vente, centres commerciaux"
 SHIFTED_FEATURES = {"secteur_activite", "surface_utile", "surface_shon", "categorie_erp"}
 SENT = 600
 CHUNK = 100
+PREDICT_TOKEN = "drift-predict-token-8c41e2"
 
 
 def shifted_weights() -> dict[str, float]:
@@ -69,9 +71,22 @@ def as_json_records(frame: pd.DataFrame) -> list[dict]:
     ]
 
 
+@contextmanager
+def api(settings: Settings, log, **env: str):
+    """The API on a free loopback port, logging its predictions; yields its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"]
+    # A short flush interval so the test sees its predictions within a second.
+    env = {**cli_env(settings), "DPE_LOG_FLUSH_S": "0.2", **env}
+    with running([*command, "--port", str(port)], f"{url}/health", log, env, 60, ROOT):
+        yield url
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    """(settings, API URL, training dataset version): a champion served and logging."""
+    """(settings, API URL, training dataset version): a champion served and logging, to
+    clients with its /predict token (their traffic is judged whole)."""
     work = tmp_path_factory.mktemp("drift-api")
     settings = Settings(
         _env_file=None,
@@ -82,20 +97,24 @@ def served(tmp_path_factory):
     version = ingest(settings, source=source)["dataset_version"]
     run = train.train(settings, "building-only", "logreg", search="none")
     registry.promote(settings, run["run_id"])
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1"]
-    # A short flush interval so the test sees its predictions within a second.
-    env = {**cli_env(settings), "DPE_LOG_FLUSH_S": "0.2"}
-    with running([*command, "--port", str(port)], f"{url}/health", work / "api.log", env, 60, ROOT):
+    with api(settings, work / "api.log", DPE_PREDICT_TOKEN=PREDICT_TOKEN) as url:
         yield settings, url, version
 
 
-def send(url: str, records: list[dict], settings: Settings) -> str:
+@pytest.fixture(scope="module")
+def open_api(served, tmp_path_factory):
+    """The same champion and log, served by an API that takes no token: anyone's traffic."""
+    settings, _, _ = served
+    with api(settings, tmp_path_factory.mktemp("open-api") / "api.log") as url:
+        yield url
+
+
+def send(url: str, records: list[dict], settings: Settings, token=PREDICT_TOKEN) -> str:
     """POST the records to the API; returns the window start (ISO) once all are logged."""
     since = datetime.now(UTC).isoformat()
     before = len(read_predictions(settings))
-    with httpx.Client(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(base_url=url, timeout=30, headers=headers) as client:
         for start in range(0, len(records), CHUNK):
             response = client.post("/predict", json={"records": records[start : start + CHUNK]})
             response.raise_for_status()
@@ -202,3 +221,20 @@ def test_drift_of_one_source_only(served):
     )
     code, _, stderr = run_cli("drift", "--source", "nowhere", env=cli_env(settings))
     assert code == 2 and "invalid choice" in stderr
+
+
+def test_one_client_without_a_token_cannot_make_drift_alone(served, open_api):
+    """Issue 24.18: 600 shifted records in 6 requests from one client anyone could be made
+    drift on 16 features. It counts for DPE_DRIFT_ROWS_PER_HOST rows; asked for by name, it
+    is judged whole."""
+    settings, _, _ = served
+    shifted = labelled_rows(clean(synth.generate_records(900, seed=12, **shift()))).head(SENT)
+    since = send(open_api, as_json_records(shifted), settings, token=None)
+    report = drift_report(settings, since=since)
+    judged = settings.drift_rows_per_host
+    assert report["rows"]["current"] == judged and report["rows"]["left_out"] == SENT - judged
+    assert not report["drift"] and report["verdict"] == "too little data"
+    assert "DPE_DRIFT_ROWS_PER_HOST" in report["message"]
+    assert sum(c["count"] for c in report["volume"]["counts"]) == SENT  # the flood shows
+    by_name = drift_report(settings, since=since, client="host:127.0.0.1")
+    assert by_name["rows"]["current"] == SENT and by_name["drift"]

@@ -89,8 +89,13 @@ def test_two_replicas_one_drift_report(promoted, tmp_path):
     assert {str(pid_a), str(pid_b)} <= {part.rsplit("-", 2)[-2] for part in parts}
     assert not any((tmp_path / name / "predictions").exists() for name in "ab")
 
+    # Both replicas' rows, those of replica a's client without a token sampled (issue 24.18).
     report = drift_report(settings)
-    assert report["rows"]["current"] == 2 * SENT and report["verdict"] != "too little data"
+    sampled = settings.drift_rows_per_host
+    assert (
+        report["rows"]["current"] == SENT + sampled and report["rows"]["left_out"] == SENT - sampled
+    )
+    assert report["verdict"] != "too little data"
 
     token_client = "token:" + hashlib.sha256(TOKEN.encode()).hexdigest()[:12]
     for client in (token_client, "host:127.0.0.1"):

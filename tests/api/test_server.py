@@ -94,6 +94,12 @@ def test_store_down_after_load_keeps_serving(settings, pipelines, records, tmp_p
             assert "unreachable" in body["detail"]
             response = post_records(url, records[:3])
             assert response.status_code == 200 and response.json()["model_version"] == "1"
+            # Issue 24.12: this replica serves, so it stays ready (every replica sees the same
+            # store: a 503 would take them all out of the Service at once); the metric says.
+            ready = httpx.get(f"{url}/readyz", timeout=5)
+            assert ready.status_code == 200 and ready.json()["model_version"] == "1"
+            metrics = httpx.get(f"{url}/metrics", timeout=5).text
+            assert "dpe_champion_problem 1.0" in metrics.splitlines()
     finally:
         if running_store:
             store.stop()
@@ -128,6 +134,7 @@ def agreeing_cases(records: list[dict]) -> list[dict]:
         {"Secteur_activité": SECTOR, "Conso_kWhep/m²/an": 120.0, "Surface_utile": 300.0},
         {"secteur_activite": "Z : Zoo"},  # never seen: predicted with a warning
         {"annee_construction": 1990.5},  # refused, in every route alike
+        {"surface_utile": int("9" * 400)},  # beyond a float: refused alike, JSON included
         {"surface_utile": 0.0},
     ]
 
@@ -180,14 +187,16 @@ def test_single_batch_csv_and_cli_agree(
         "cli": csv_results((tmp_path / "out.csv").read_bytes()),
     }
     labels, proba, errors, codes = results["alone"]
-    assert labels[-2:] == [None, None] and all(labels[:-2])
-    assert codes[-2:] == ["not_an_integer", "below_minimum"] and not any(codes[:-2])
+    assert labels[-3:] == [None, None, None] and all(labels[:-3])
+    assert errors[-2] == "Surface_utile=inf must be <= 1000000"
+    assert codes[-3:] == ["not_an_integer", "above_maximum", "below_minimum"]
+    assert not any(codes[:-3])
     for name, (other_labels, other_proba, other_errors, other_codes) in results.items():
         assert other_labels == labels, name
         assert np.array_equal(other_proba, proba, equal_nan=True), name
         assert other_errors == errors, name
         assert other_codes == codes, name
-    assert payload == {**payload, "rows": len(cases), "predicted": len(cases) - 2, "rejected": 2}
+    assert payload == {**payload, "rows": len(cases), "predicted": len(cases) - 3, "rejected": 3}
 
 
 def test_admin_reload_needs_the_token(settings, s3_endpoint, s3_bucket, pipelines, tmp_path):

@@ -206,3 +206,15 @@ def held_by_another_process(settings):
     finally:
         process.kill()
         process.wait()
+
+
+def utf8_export_with_a_bad_byte(path, line: int = 2151, rows: int = 2200):
+    """A UTF-8 export whose line `line` holds one byte that is not UTF-8 (0xFF)."""
+    text = ["N°DPE,Secteur_activité,Type_énergie_n°1,Surface_utile"] + [
+        f'D{row},"W : Administrations, banques, bureaux",Électricité,{100 + row}'
+        for row in range(rows)
+    ]
+    data = "\n".join(text).encode().split(b"\n")
+    data[line - 1] = data[line - 1].replace(b"bureaux", b"bureaux\xff", 1)  # inside a text
+    path.write_bytes(b"\n".join(data) + b"\n")
+    return path

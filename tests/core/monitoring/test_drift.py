@@ -173,3 +173,18 @@ def test_rows_that_are_not_a_sample_of_buildings_are_named():
     one_mostly = pd.concat([varied.head(1)] * 60 + [varied.tail(40)], ignore_index=True)
     assert "(the most frequent 60 times)" in drift.sample_warning(one_mostly, fields)
     assert drift.sample_warning(varied.iloc[:0], fields) is None
+
+
+def test_each_client_without_a_token_counts_for_a_few_rows_only():
+    """Issue 24.18: 600 records from one unauthenticated client made drift on 16 features."""
+    clients = ["host:10.0.0.7"] * 600 + ["host:10.0.0.8"] * 10 + ["token:abc"] * 300 + [None] * 50
+    logged = pd.DataFrame({"client": clients, "row": range(len(clients))})
+    judged = drift.judged_rows(logged, rows_per_host=25)
+    assert judged["client"].fillna("(none)").value_counts().to_dict() == {
+        "host:10.0.0.7": 25,
+        "host:10.0.0.8": 10,
+        "token:abc": 300,
+        "(none)": 50,
+    }
+    assert judged["row"].is_monotonic_increasing  # in the log's order
+    assert judged.equals(drift.judged_rows(logged, rows_per_host=25))  # the same each time

@@ -225,3 +225,24 @@ def test_the_log_on_s3_over_http(settings, s3_endpoint, s3_bucket):
     counts = read_predictions(settings)["source"].value_counts().to_dict()
     assert counts == {"api": 3, "app": 2}
     assert not (settings.home / "predictions").exists()  # nothing on the local disk
+
+
+def test_each_api_client_logs_at_most_its_quota_an_hour(settings):
+    """Issue 24.18: 95,000 predictions of one client logged in 45 s."""
+    logger = PredictionLogger(settings.model_copy(update={"log_client_quota": 100}))
+    for _ in range(3):  # 180 rows: the first 100 logged, the second request cut at its 40th
+        logger.log([RECORD] * 60, [RESULT] * 60, "3", "api", client="host:10.0.0.7")
+    logger.log([RECORD] * 5, [RESULT] * 5, "3", "api", client="token:abc")  # another client
+    logger.log([RECORD] * 150, [RESULT] * 150, "3", "app")  # the workbench: no quota
+    logger.close()
+    logged = read_predictions(settings)["client"].fillna("(none)").value_counts().to_dict()
+    assert logged == {"host:10.0.0.7": 100, "token:abc": 5, "(none)": 150}
+    assert logger.over_quota == 80
+
+
+def test_a_quota_is_per_hour():
+    now = [0.0]
+    quota = prediction_log.ClientQuota(10, clock=lambda: now[0])
+    assert [quota.take("host:a", 6), quota.take("host:a", 6), quota.take("host:a", 1)] == [6, 4, 0]
+    now[0] = prediction_log.QUOTA_PERIOD_S
+    assert quota.take("host:a", 6) == 6

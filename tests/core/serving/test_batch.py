@@ -169,6 +169,20 @@ def test_text_cells_a_spreadsheet_would_run_are_neutralised(champion, records, t
         assert written["Surface_utile"].tolist() == frame["Surface_utile"].astype(str).tolist()
 
 
+def test_column_names_a_spreadsheet_would_run_are_neutralised(champion, records, tmp_path):
+    """Issue 24.16: a header `=HYPERLINK(...)` came back as it was."""
+    header = '=HYPERLINK("http://evil/x")'
+    frame = records_csv(records[:3], official=True).assign(**{header: "a", "-12": "b"})
+    source = tmp_path / "in.csv"
+    frame.to_csv(source, index=False)
+    predict_csv(champion, source, tmp_path / "out.csv")
+    for data in ((tmp_path / "out.csv").read_bytes(), to_csv_bytes(predict_frame(champion, frame))):
+        columns = pd.read_csv(io.BytesIO(data), dtype=str, nrows=0).columns.tolist()
+        assert "'" + header in columns and header not in columns
+        assert "-12" in columns  # a number stays as it is
+        assert columns[-len(PREDICTION_COLUMNS) :] == list(PREDICTION_COLUMNS)
+
+
 def test_cli_predict(settings, champion, records, tmp_path):
     source = tmp_path / "in.csv"
     records_csv(records[:40] + [{"surface_utile": 0}], official=True).to_csv(source, index=False)
