@@ -28,18 +28,21 @@ $(VENV)/.installed: pyproject.toml uv.lock requirements-bootstrap.txt
 	$(UV) sync --locked --extra dev --extra docs
 	touch $@
 
-# Refresh the locks after a change of pins in pyproject.toml, requirements-airflow.in or
-# requirements-checkov.in.
+# Refresh the locks after a change of pins in pyproject.toml, requirements-airflow.in,
+# requirements-checkov.in or requirements-mlserver.in.
 AIRFLOW_LOCK := $(VENV)/bin/uv pip compile requirements-airflow.in --generate-hashes \
 	--python-version 3.11 --python-platform linux -q -o requirements-airflow.txt
 CHECKOV_LOCK := $(VENV)/bin/uv pip compile requirements-checkov.in --generate-hashes \
 	--python-version 3.11 --python-platform linux -q -o requirements-checkov.txt
+MLSERVER_LOCK := $(VENV)/bin/uv pip compile requirements-mlserver.in --generate-hashes \
+	--python-version 3.11 --python-platform linux -q -o requirements-mlserver.txt
 lock:
 	test -x $(VENV)/bin/uv || { $(PYTHON) -m venv $(VENV) && \
 		$(PY) -m pip install -q --require-hashes --no-deps -r requirements-bootstrap.txt; }
 	$(UV) lock
 	$(AIRFLOW_LOCK)
 	$(CHECKOV_LOCK)
+	$(MLSERVER_LOCK)
 	version=$$(sed -n 's/^ *"uv==\([^"]*\)".*/\1/p' pyproject.toml); \
 	echo "uv==$$version" | $(VENV)/bin/uv pip compile - --generate-hashes --no-header \
 		--python-version 3.11 --python-platform linux -q -o requirements-bootstrap.txt
@@ -111,9 +114,11 @@ ingest: install
 	$(PY) -m core ingest
 
 # Each benchmark writes its section of docs/benchmarks.md; run them on a quiet machine.
+# bench_api serves the champion with MLServer too, from its own environment.
 BENCHES := ingest train api metrics explore monitoring model_quality
-bench: install
+bench: install mlserver-install
 	@for name in $(BENCHES); do echo "== bench/bench_$$name.py"; $(PY) -m bench.bench_$$name || exit 1; done
+	@echo "== bench/bench_api.py --model sector-scale"; $(PY) -m bench.bench_api --model sector-scale
 
 # `make run`: DPE_HOME and the ports as core.config.Settings resolves them (environment, then
 # .env, then defaults), printed as shell assignments; ingest when there is no dataset yet (no
@@ -153,6 +158,17 @@ checkov-install: $(CHECKOV_VENV)/.installed
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt $(VENV)/.installed
 	$(VENV)/bin/uv venv -q --allow-existing --python $(PYTHON) $(CHECKOV_VENV)
 	$(VENV)/bin/uv pip sync -q --require-hashes -p $(CHECKOV_VENV) requirements-checkov.txt
+	touch $@
+
+# MLServer's own environment (requirements-mlserver.txt, hashes checked; its fastapi pin is
+# below ours): `python -m bench.bench_api` serves the champion with it beside our API.
+MLSERVER_VENV ?= .venv-mlserver
+.PHONY: mlserver-install
+mlserver-install: $(MLSERVER_VENV)/.installed
+
+$(MLSERVER_VENV)/.installed: requirements-mlserver.txt $(VENV)/.installed
+	$(VENV)/bin/uv venv -q --allow-existing --python $(PYTHON) $(MLSERVER_VENV)
+	$(VENV)/bin/uv pip sync -q --require-hashes -p $(MLSERVER_VENV) requirements-mlserver.txt
 	touch $@
 
 # --- Lifecycle on Airflow (dags/dpe_lifecycle.py) ----------------------------------------
@@ -203,4 +219,4 @@ pipeline: install airflow-install
 	$(PY) -m core pipeline --last; exit $$status
 
 clean:
-	rm -rf $(VENV) $(AIRFLOW_VENV) $(CHECKOV_VENV) var
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(CHECKOV_VENV) $(MLSERVER_VENV) var

@@ -22,10 +22,12 @@ def locked_pins(path) -> dict[str, tuple[str, list[str]]]:
     return pins
 
 
-@pytest.mark.parametrize(("tool", "at_least"), [("airflow", 100), ("checkov", 50)])
+@pytest.mark.parametrize(
+    ("tool", "at_least"), [("airflow", 100), ("checkov", 50), ("mlserver", 50)]
+)
 def test_each_tool_lock_pins_what_its_requirements_ask_with_hashes(tool, at_least):
-    """Tools in environments of their own (.venv-airflow, .venv-checkov): the tool and
-    everything it pulls in, each with hashes."""
+    """Tools in environments of their own (.venv-airflow, .venv-checkov, .venv-mlserver): the
+    tool and everything it pulls in, each with hashes."""
     pins = locked_pins(ROOT / f"requirements-{tool}.txt")
     assert len(pins) > at_least
     assert all(hashes for _, hashes in pins.values())

@@ -83,13 +83,9 @@ def _copy_to_staging(con, records: str) -> str:
     return STAGED
 
 
-def _stage(con, source: _Source, limit: int | None) -> tuple[str, dict]:
-    """The source's records (official names, text), one per N°DPE, as a relation for the
-    next steps to read, and the counts of what was set aside.
-
-    A source without repeats is read again by each step rather than copied: DuckDB
-    parses a CSV faster than it copies one. Repeats need a copy to know which came last.
-    """
+def _records(source: _Source, limit: int | None) -> str:
+    """SELECT of the source's records as raw_dpe holds them: the 63 official columns, as
+    text (NULL for those it lacks), the key trimmed; its first `limit` records if given."""
     key = quote(ID_COLUMN)
     present = source_columns(source.columns)
     select = ", ".join(
@@ -100,40 +96,73 @@ def _stage(con, source: _Source, limit: int | None) -> tuple[str, dict]:
         else f"NULL::VARCHAR AS {quote(official)}"
         for official, _, _ in COLUMNS
     )
-    records = f"SELECT {select} FROM {source.scan}"
-    if limit:  # copied, so that every step reads the same first records
-        records = _copy_to_staging(con, f"{records} LIMIT {int(limit)}")
-    total, distinct, without_id = con.execute(
-        f"SELECT count(*), count(DISTINCT {key}), count(*) - count({key}) FROM ({records})"
-    ).fetchone()
+    return f"SELECT {select} FROM {source.scan}" + (f" LIMIT {int(limit)}" if limit else "")
+
+
+def _check_counts(source: _Source, total: int, distinct: int) -> None:
     if total == 0:  # lines follow the header (checked when opened), yet none is a row
         raise csv_source.no_rows_error(f"source {source.label}")
     if distinct == 0:
         raise DpeError(f"source {source.label} has no record with a {ID_COLUMN}")
+
+
+def _keep_last(con, table: str) -> None:
+    """Delete the earlier occurrences of a repeated N°DPE from `table`: pages overlap and
+    exports repeat records, the last one is the freshest (rowids follow the source's order)."""
+    key = quote(ID_COLUMN)
+    con.execute(f"""
+        DELETE FROM {table} WHERE rowid IN (
+            SELECT rowid FROM {table} WHERE {key} IS NOT NULL
+            QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY rowid DESC) > 1)
+    """)
+
+
+def _stage(con, source: _Source, limit: int | None) -> tuple[str, dict]:
+    """The source's records (official names, text), one per N°DPE, as a relation for the
+    next steps to read, and the counts of what was set aside.
+
+    A source without repeats is read again by each step rather than copied: DuckDB
+    parses a CSV faster than it copies one. Repeats need a copy to know which came last.
+    """
+    key = quote(ID_COLUMN)
+    records = _records(source, limit)
+    if limit:  # copied, so that every step reads the same first records
+        records = _copy_to_staging(con, records)
+    total, distinct, without_id = con.execute(
+        f"SELECT count(*), count(DISTINCT {key}), count(*) - count({key}) FROM ({records})"
+    ).fetchone()
+    _check_counts(source, total, distinct)
     duplicates = total - without_id - distinct
     if duplicates:
         if records != STAGED:
             records = _copy_to_staging(con, records)
-        # Pages overlap and exports repeat records: keep the last occurrence, the freshest
-        # (a copy's rowid follows the source's order).
-        con.execute(f"""
-            DELETE FROM staging WHERE rowid IN (
-                SELECT rowid FROM staging WHERE {key} IS NOT NULL
-                QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY rowid DESC) > 1)
-        """)
+        _keep_last(con, "staging")
     counts = {"rows": distinct, "duplicates": duplicates, "without_id": without_id}
     return f"(SELECT * FROM ({records}) WHERE {key} IS NOT NULL)", counts
+
+
+def _stage_into_raw(con, source: _Source, limit: int | None) -> dict:
+    """A first ingest's staging: the source's records straight into the empty raw_dpe (the
+    source parsed once: the steps after read raw_dpe, which is faster than parsing the file
+    again), then those without a key or repeated set aside as `_stage` does."""
+    key = quote(ID_COLUMN)
+    [(total,)] = con.execute(f"INSERT INTO raw_dpe BY NAME {_records(source, limit)}").fetchall()
+    without_id, distinct = con.execute(
+        f"SELECT count(*) - count({key}), count(DISTINCT {key}) FROM raw_dpe"
+    ).fetchone()
+    _check_counts(source, total, distinct)
+    if without_id:
+        con.execute(f"DELETE FROM raw_dpe WHERE {key} IS NULL")
+    duplicates = total - without_id - distinct
+    if duplicates:
+        _keep_last(con, "raw_dpe")
+    return {"rows": distinct, "duplicates": duplicates, "without_id": without_id}
 
 
 def _changes(con, incoming: str, dpe: str = "dpe") -> Changes:
     """Clean `incoming` into `incoming_clean` and list in `changed` the records whose
     cleaned content differs from `dpe`'s: re-ingesting a record changes nothing."""
-    # DuckDB's hash of the cleaned row: the same record hashes the same whatever its
-    # source's format. Stable for a given DuckDB release (pinned), and cheap.
-    con.execute(f"""
-        CREATE TEMP TABLE incoming_clean AS
-        SELECT c.*, {_row_hash("c")} AS row_hash FROM ({clean_sql(incoming)}) c
-    """)
+    con.execute(f"CREATE TEMP TABLE incoming_clean AS {_cleaned(incoming)}")
     con.execute(f"""
         CREATE TEMP TABLE changed AS
         SELECT i.n_dpe, d.n_dpe IS NULL AS is_new
@@ -146,6 +175,13 @@ def _changes(con, incoming: str, dpe: str = "dpe") -> Changes:
         FROM changed
     """).fetchone()
     return {"added": added, "updated": updated, "unchanged": total - added - updated}
+
+
+def _cleaned(table: str) -> str:
+    """SELECT of `table`'s records cleaned (`clean_sql`), each with its `row_hash`: DuckDB's
+    hash of the cleaned row, so the same record hashes the same whatever its source's
+    format. Stable for a given DuckDB release (pinned), and cheap."""
+    return f"SELECT c.*, {_row_hash('c')} AS row_hash FROM ({clean_sql(table)}) c"
 
 
 def _row_hash(alias: str) -> str:
@@ -175,6 +211,22 @@ def _merge(con, settings: Settings, source: str, incoming: str, counts, progress
             {"" if everything else "WHERE n_dpe IN (SELECT n_dpe FROM changed)"};
     """)
     cleaned = dataset_versions.table_counts(con, "incoming_clean")
+    return _record(con, settings, source, counts, changes, cleaned, progress)
+
+
+def _first(con, settings: Settings, source: _Source, limit, progress) -> IngestResult:
+    """The first ingest into an empty warehouse: every record is new, so nothing is
+    compared, and the source is read once, into raw_dpe, which `dpe` is cleaned from."""
+    counts = _stage_into_raw(con, source, limit)
+    progress(0.5, "cleaning")
+    con.execute(f"INSERT INTO dpe BY NAME {_cleaned('raw_dpe')}")
+    changes = Changes(added=counts["rows"], updated=0, unchanged=0)
+    cleaned = dataset_versions.table_counts(con, "dpe")
+    return _record(con, settings, source.label, counts, changes, cleaned, progress)
+
+
+def _record(con, settings, source: str, counts, changes: Changes, cleaned, progress):
+    """Record the dataset version `dpe` now holds (its snapshot written) and this ingest."""
     progress(0.8, "writing the dataset snapshot")
     version, snapshot = dataset_versions.record_version(con, settings, source)
     result = IngestResult(
@@ -191,6 +243,12 @@ def _merge(con, settings: Settings, source: str, incoming: str, counts, progress
     )
     dataset_versions.record_ingest(con, source, result)
     return result
+
+
+def _is_empty(con) -> bool:
+    """Whether the warehouse holds no record yet (before a first ingest)."""
+    [(rows,)] = con.execute("SELECT count(*) FROM (SELECT 1 FROM raw_dpe LIMIT 1)").fetchall()
+    return rows == 0
 
 
 def _attach_records(con, settings: Settings) -> str:
@@ -255,6 +313,7 @@ def _open_source(settings, source: str, limit, progress: Progress, stack) -> _So
     label = str(Path(source).resolve())
     if kind == "json":
         return _records_source(sources.read_json_pages(Path(source)), label)
+    progress(0.0, "checking the file's encoding")  # all of it is read: seconds for 500 MB
     path = stack.enter_context(csv_source.utf8_csv_file(source, label))
     scan, columns, delimiter = csv_source.csv_scan(path, label)
     if not csv_source.has_data_lines(path):
@@ -299,8 +358,11 @@ def ingest(
             opened.attach(con)
             step(0.1, "reading the source")
             try:
-                incoming, counts = _stage(con, opened, limit)
-                result = _merge(con, settings, opened.label, incoming, counts, step)
+                if _is_empty(con):
+                    result = _first(con, settings, opened, limit, step)
+                else:
+                    incoming, counts = _stage(con, opened, limit)
+                    result = _merge(con, settings, opened.label, incoming, counts, step)
             except duckdb.Error as error:
                 opened.raise_read_error(error)
                 raise

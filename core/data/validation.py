@@ -426,6 +426,12 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+# DuckDB plans `x IN (list)` as a hash join, which gives rows out of their input order once
+# a scan runs on several threads (a DataFrame of more than 122,880 rows, a CSV of a few
+# MB): cleaned rows are matched to their input by position, so that rewrite is off.
+KEEP_ROW_ORDER = "SET disabled_optimizers = 'in_clause'"
+
+
 def clean(frame: pd.DataFrame, by_field: bool = False) -> pd.DataFrame:
     """Typed snake_case columns (all 63), `reject_reason` and `reject_code` (missing when
     valid) and the placeholder flags, one row per input row, same index; `by_field`: each
@@ -435,6 +441,7 @@ def clean(frame: pd.DataFrame, by_field: bool = False) -> pd.DataFrame:
 
     text = _text_frame(frame)
     with duckdb.connect() as con:
+        con.execute(KEEP_ROW_ORDER)
         con.register("records", text)
         cleaned = con.execute(clean_sql("records", by_field)).df()
     cleaned.index = frame.index

@@ -31,7 +31,7 @@ import duckdb
 import pandas as pd
 
 from core.config import Settings
-from core.data.schema import COLUMNS, ID_COLUMN, LABELS, RECORD_FIELDS
+from core.data.schema import COLUMNS, LABELS, RECORD_FIELDS
 from core.data.validation import clean_sql
 from core.errors import DpeError, NotFound, Unavailable
 from core.storage import Store
@@ -85,9 +85,8 @@ def create_tables(con: duckdb.DuckDBPyConnection) -> None:
     extra = ", ".join(f"{name} {kind}" for name, kind in CLEAN_EXTRA_COLUMNS.items())
     counts = ", ".join(f"{name} BIGINT NOT NULL" for name in COUNT_COLUMNS)
     con.execute(f"""
-        CREATE TABLE IF NOT EXISTS raw_dpe ({raw}, PRIMARY KEY ({quote(ID_COLUMN)}));
-        CREATE TABLE IF NOT EXISTS dpe (
-            {typed}, {extra}, row_hash UBIGINT NOT NULL, PRIMARY KEY (n_dpe));
+        CREATE TABLE IF NOT EXISTS raw_dpe ({raw});
+        CREATE TABLE IF NOT EXISTS dpe ({typed}, {extra}, row_hash UBIGINT NOT NULL);
         CREATE TABLE IF NOT EXISTS dataset_versions (
             version VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, source VARCHAR NOT NULL,
             {counts}, snapshot VARCHAR NOT NULL);

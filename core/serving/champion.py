@@ -16,7 +16,8 @@
 
 Speed. A pipeline is `RecordEncoder` (numpy, microseconds per record) then a classifier.
 Tree ensembles also get a fast engine (`core.serving.engines`): a numba kernel for forests, treelite
-for gradient boosting. Each is checked against `pipeline.predict_proba` at load time and
+for gradient boosting; the rule models a numpy one on columns (`core.serving.rule_engines`), no
+DataFrame built. Each is checked against `pipeline.predict_proba` at load time and
 dropped, with a warning, if it differs by more than `TOLERANCE`.
 
 Start-up. This module imports neither sklearn nor pandas at the top: `serving_champions`
@@ -60,6 +61,7 @@ from core.serving.records import (
     synthetic_records,
     unseen_category,
 )
+from core.serving.rule_engines import ColumnsEngine, checked_rule_engine
 from core.storage import Store
 from core.tracking import champion_store
 from core.tracking.champion_store import Manifest
@@ -142,8 +144,8 @@ def serving_champions(
     coverage: float = conformal.DEFAULT_COVERAGE,
 ) -> Iterator[Champion]:
     """The champion as a server that must answer at once serves it, from one download: first
-    quick (a RandomForest or ExtraTrees pipeline's skops file read without sklearn, into a
-    numba engine not checked yet, `core.serving.light_reader`; any other model in plain
+    quick (a RandomForest or ExtraTrees pipeline's skops file read without sklearn, its trees
+    walked by numpy, not checked yet, `core.serving.light_reader`; any other model in plain
     sklearn), then with its fast engines checked."""
     files = champion_store.download(store, manifest)
     skops_file = manifest.model_file.endswith(".skops")  # a legacy pickle is read in full
@@ -265,14 +267,21 @@ class Champion:
             raise DpeError(f"the champion predicts classes {classes}, not labels A–G")
         self._class_columns = [LABELS.index(c) for c in classes]
         self._small = self._large = self._classifier.predict_proba
+        self._columns_engine: ColumnsEngine | None = None  # a rule model's, on columns
         self.light = isinstance(self._classifier, LightForest)
-        engine = "numba-forest, not checked yet" if self.light else "sklearn"
+        engine = "numpy-forest, not checked yet" if self.light else "sklearn"
         self.engines = {"small": engine, "large": engine}
 
     def compile(self) -> None:
         """Swap in the fast engines (see the module's doc) that give sklearn's probabilities,
         within TOLERANCE, on the input example and synthetic records; drop the others."""
-        if self._encoder is None or self.light:  # a light champion has no sklearn to check
+        if self._encoder is None:  # a rule model: its numpy engine, checked, on columns
+            found = checked_rule_engine(self.pipeline, self._example, TOLERANCE, VERIFY_ROWS)
+            if found is not None:
+                name, self._columns_engine = found
+                self.engines = {"small": name, "large": name}
+            return
+        if self.light:  # a light champion has no sklearn to check
             return
         from core.serving.engines import fast_engines  # numba: imported once a model is served
 
@@ -351,6 +360,8 @@ class Champion:
     def columns_proba(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """`predict_proba` of records given as columns (object arrays, float arrays for
         numbers): the encoder reads them as they are."""
+        if self._columns_engine is not None:
+            return self._all_labels(self._columns_engine(columns))
         if self._encoder is None:
             import pandas as pd
 

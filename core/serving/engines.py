@@ -4,18 +4,19 @@ sklearn's RandomForest spends most of its time for a few records dispatching its
 call at a time (~13 ms for one record and 300 trees), and for a big batch walks the trees
 one row at a time on one core. So:
 
-- forests (RandomForest, ExtraTrees) run in `ForestEngine`: every tree flattened into a few
-  arrays, walked by one numba kernel with no Python between trees (~40 µs for one record),
-  eight rows at a time so that the CPU follows several paths at once, and batches of
-  `PARALLEL_ROWS` or more split over the CPUs (the kernel releases the GIL). It gives
-  bit-identical probabilities: the same comparisons (float32 features against thresholds
-  rounded down to float32, which decides every comparison as float64 does), the leaves'
-  values summed in tree order, divided by the number of trees, as sklearn does;
+- forests (RandomForest, ExtraTrees) run in `ForestEngine`: every tree flattened into a
+  few arrays (`core.serving.forest_arrays.FlatForest`), walked by one numba kernel with no
+  Python between trees (~40 µs for one record), eight rows at a time so that the CPU
+  follows several paths at once, and batches of `PARALLEL_ROWS` or more split over the
+  CPUs (the kernel releases the GIL). It gives bit-identical probabilities: the same
+  comparisons (float32 features against thresholds rounded down to float32, which decides
+  every comparison as float64 does), the leaves' values summed in tree order, divided by
+  the number of trees, as sklearn does;
 - HistGradientBoosting runs small batches in treelite's GTIL, one native call for all trees;
   sklearn's own code is faster for big ones.
 
 `core.serving.champion.Champion.compile` checks every engine against sklearn before using it (a
-server's quick start serves the forest engine for its first second unchecked: see
+server's quick start walks the forest with numpy for its first second, unchecked: see
 `core.serving.champion`). This module imports numba (~0.2 s): `core.serving.champion`
 imports it when it builds an engine.
 """
@@ -28,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+
+from core.serving.forest_arrays import FlatForest
 
 log = logging.getLogger(__name__)
 
@@ -64,28 +67,11 @@ class ForestEngine:
 
     def __init__(self, forest):
         self.forest = forest
-        self.n_features = forest.n_features_in_  # every tree's, checked at load (tree_checks)
-        trees = [estimator.tree_ for estimator in forest.estimators_]
-        self.n_classes = len(forest.classes_)
-        starts = np.cumsum([0] + [tree.node_count for tree in trees])
-        self.roots = starts[:-1].astype(np.int32)
-        leaf = np.concatenate([tree.children_left < 0 for tree in trees])
-        # A leaf is its own child on both sides: walking stops where a node does not move.
-        own = np.arange(starts[-1], dtype=np.int32)
-        offsets = np.repeat(self.roots, [tree.node_count for tree in trees])
-        self.children = np.empty(2 * len(own), dtype=np.int32)
-        for side, name in enumerate(("children_left", "children_right")):
-            child = np.concatenate([getattr(tree, name) for tree in trees]) + offsets
-            self.children[side::2] = np.where(leaf, own, child)
-        self.features = np.where(leaf, 0, np.concatenate([tree.feature for tree in trees]))
-        self.features = self.features.astype(np.int32)
-        self.thresholds = _round_down_to_float32(np.concatenate([tree.threshold for tree in trees]))
-        self.values = np.concatenate([tree.value[:, 0, : self.n_classes] for tree in trees])
+        self.flat = FlatForest(forest)
+        self.n_classes = self.flat.n_classes
 
     def __call__(self, matrix: np.ndarray) -> np.ndarray:
-        data = np.ascontiguousarray(matrix, dtype=np.float32)
-        if data.ndim != 2 or data.shape[1] != self.n_features:  # the kernel reads unchecked
-            raise ValueError(f"{data.shape} matrix for a forest of {self.n_features} features")
+        data = self.flat.as_float32(matrix)  # of the forest's width: the kernel reads unchecked
         if np.isnan(data).any():  # sklearn's own rules for missing values apply
             return self.forest.predict_proba(data)
         total = np.zeros((len(data), self.n_classes))
@@ -95,20 +81,11 @@ class ForestEngine:
             bounds = np.linspace(0, len(data), CPUS + 1).astype(int)
             parts = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
             list(_pool().map(lambda rows: self._walk(data[rows], total[rows]), parts))
-        return total / len(self.roots)
+        return total / len(self.flat.roots)
 
     def _walk(self, data: np.ndarray, total: np.ndarray) -> None:
-        arrays = (self.roots, self.features, self.thresholds, self.children, self.values)
-        _walk(data, *arrays, total)
-
-
-def _round_down_to_float32(thresholds: np.ndarray) -> np.ndarray:
-    """The largest float32 at or below each threshold: for a float32 feature x,
-    x <= t exactly when x <= this."""
-    rounded = thresholds.astype(np.float32)
-    above = rounded.astype(np.float64) > thresholds
-    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
-    return rounded
+        flat = self.flat
+        _walk(data, flat.roots, flat.features, flat.thresholds, flat.children, flat.values, total)
 
 
 def _compiled(**options) -> Callable:

@@ -6,9 +6,10 @@ dicts, lists, JSON values, arrays) and `.npy` arrays. For a `RecordEncoder` +
 RandomForest/ExtraTrees pipeline this module reads that tree with `json` and the arrays with
 `numpy.load(allow_pickle=False)`, builds only the classes below (the encoder's state, the
 estimators' attributes, the trees' arrays), checks every tree as a full load does
-(`core.tracking.tree_checks`) and hands the arrays to the numba engine
-(`core.serving.engines.ForestEngine`). Any other node or class ends the light read (None):
-the full load (`core.tracking.model_format`) then reads the file, or refuses it.
+(`core.tracking.tree_checks`) and hands the arrays to a numpy walk of the trees
+(`core.serving.forest_arrays.NumpyForest`: nothing more to import). Any other node or
+class ends the light read (None): the full load (`core.tracking.model_format`) then reads
+the file, or refuses it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from core.modeling.encoding import FieldEncoding
+from core.serving.forest_arrays import NumpyForest
 from core.tracking.tree_checks import tree_arrays_problem
 
 
@@ -33,7 +35,7 @@ class _Attributes:
 
 
 class _TreeArrays:
-    """An sklearn `Tree` as the arrays `core.serving.engines.ForestEngine` reads."""
+    """An sklearn `Tree` as the arrays `core.serving.forest_arrays.FlatForest` reads."""
 
     def __init__(self, n_features, n_classes, n_outputs):
         self.n_features, self.n_outputs = n_features, n_outputs
@@ -47,13 +49,12 @@ class _TreeArrays:
 
 
 class LightForest:
-    """A forest read without sklearn: its classes, and the numba engine as predict_proba."""
+    """A forest read without sklearn: its classes, and its trees walked by numpy as
+    predict_proba (numba, ~1 s to import and load its kernel, comes with the checked load)."""
 
     def __init__(self, forest):
-        from core.serving.engines import ForestEngine
-
         self.classes_ = forest.classes_
-        self.predict_proba = ForestEngine(forest)
+        self.predict_proba = NumpyForest(forest)
 
 
 _LIGHT_CLASSES: dict[tuple[str, str], type] = {
@@ -141,8 +142,8 @@ class _SkopsReader:
 
 def read_light(data: bytes) -> Any | None:
     """The skops pipeline in `data`, if it is `RecordEncoder` then a single-output forest
-    whose trees pass the checks, with the forest as a numba engine, without importing
-    sklearn; else None."""
+    whose trees pass the checks, with the forest walked by numpy, without importing
+    sklearn or numba; else None."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             pipeline = _SkopsReader(archive).read(json.loads(archive.read("schema.json")))
@@ -156,7 +157,7 @@ def read_light(data: bytes) -> Any | None:
 
 
 def _forest_problem(forest: Any) -> str | None:
-    """Why the forest is not one the numba engine may walk (see `tree_checks`)."""
+    """Why the forest is not one the engines may walk (see `tree_checks`)."""
     trees = getattr(forest, "estimators_", [])
     width = getattr(forest, "n_features_in_", None)
     if getattr(forest, "n_outputs_", 0) != 1 or not trees or not isinstance(width, int):

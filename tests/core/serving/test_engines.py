@@ -10,6 +10,7 @@ from sklearn.ensemble import (
 
 from core.serving import engines
 from core.serving.champion import TOLERANCE
+from core.serving.forest_arrays import BLOCK_ROWS, NumpyForest
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,16 @@ def test_other_classifiers_have_no_engine(data):
     X, y = data
     scaled = X / X.std(axis=0)  # the columns' scales differ by 1e6: lbfgs would not converge
     assert engines.fast_engines(LogisticRegression().fit(scaled, y)) == []
+
+
+@pytest.mark.parametrize("forest", [RandomForestClassifier, ExtraTreesClassifier])
+def test_the_quick_starts_numpy_walk_gives_sklearns_exact_probabilities(forest, data):
+    X, y = data
+    model = forest(n_estimators=30, random_state=0).fit(X, y)
+    walk = NumpyForest(model)
+    many = np.vstack([X] * 2)  # more rows than a block the walk takes at once
+    assert len(many) > BLOCK_ROWS
+    for rows in (X[:1], X[:7], many):
+        assert np.array_equal(walk(rows), model.predict_proba(rows.astype(np.float32)))
+    with pytest.raises(ValueError, match="features"):  # it indexes the matrix unchecked
+        walk(X[:3, :-1])
