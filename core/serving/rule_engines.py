@@ -1,9 +1,10 @@
 """The rule models (`core.modeling.rules`) on columns, with numpy alone.
 
-A rule pipeline is `RecordFrame` then `SectorScaleClassifier` (the default family) or
-`RuleClassifier`: sklearn runs it through a DataFrame built per call and a Python call per
-record (~25 ms for 1,000 records, ~1.5 s for 100,000). `rule_engine(pipeline)` gives the
-same `predict_proba` on the champion's columns (name -> array, `core.serving.records`):
+A rule pipeline is `RecordFrame` then `ScaleMixtureClassifier` (the default family),
+`SectorScaleClassifier` (champions promoted before it) or `RuleClassifier`: sklearn runs
+it through a DataFrame built per call and a Python call per record (~25 ms for 1,000
+records, ~1.5 s for 100,000). `rule_engine(pipeline)` gives the same `predict_proba` on the
+champion's columns (name -> array, `core.serving.records`):
 each distinct sector's scale and confidence looked up once, each scale applied to its rows
 in one `searchsorted`, the probabilities computed by the classifier's own arithmetic.
 `checked_rule_engine` checks it against the pipeline (`core.serving.champion.Champion.compile`
@@ -29,13 +30,15 @@ SECTOR, CONSUMPTION = "secteur_activite", "conso_kwhep_m2_an"
 
 
 def rule_engine(pipeline) -> tuple[str, ColumnsEngine] | None:
-    """(name, engine) for a RecordFrame + SectorScaleClassifier or RuleClassifier pipeline;
-    None for any other."""
+    """(name, engine) for a RecordFrame + ScaleMixtureClassifier, SectorScaleClassifier or
+    RuleClassifier pipeline; None for any other."""
     steps = getattr(pipeline, "steps", [])
     if len(steps) != 2 or not hasattr(steps[0][1], "fields_"):
         return None
     fields, classifier = steps[0][1].fields_, steps[1][1]
     kind = type(classifier).__name__
+    if kind == "ScaleMixtureClassifier":
+        return "numpy-scale-mixture", _ScaleMixture(classifier, fields)
     if kind == "SectorScaleClassifier":
         return "numpy-sector-scale", _SectorScale(classifier, fields)
     if kind == "RuleClassifier":
@@ -97,6 +100,29 @@ class _SectorScale:
         proba[known] = ((1 - confidence[known]) / (len(LABELS) - 1))[:, None]
         proba[known, labels[known]] = confidence[known]
         return proba
+
+
+class _ScaleMixture:
+    """`ScaleMixtureClassifier.predict_proba` after `RecordFrame`, on columns: each distinct
+    sector's scale shares looked up once."""
+
+    def __init__(self, classifier, fields):
+        self.classifier, self.fields = classifier, fields
+
+    def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        model = self.classifier
+        sectors, consumption = _inputs(columns, self.fields)
+        distinct, rows = _distinct(sectors)
+        shares = [list(model.sector_shares(sector)[0].values()) for sector in distinct]
+        families = scales.FAMILIES  # the order of the shares
+        weights = np.array(shares + [[0.0] * len(families)])[rows]  # (the extra row: no rows)
+        known = np.flatnonzero(~np.isnan(consumption))
+        mixture = np.tile(model.label_prior_, (len(consumption), 1))  # no consumption
+        mixture[known] = 0.0
+        for column, family in enumerate(families):
+            labels = scales.label_index(consumption[known], family).astype(np.intp)
+            mixture[known, labels] += weights[known, column]
+        return (1 - model.smoothing) * mixture + model.smoothing / len(LABELS)
 
 
 class _Rules:

@@ -54,7 +54,7 @@ def test_a_rule_champion_is_served_by_its_engine_one_record_as_in_a_batch(data):
         Manifest(model_version="1", model_file="v1/model.skops", files={}), pipeline
     )
     champion.compile()
-    assert champion.engines == {"small": "numpy-sector-scale", "large": "numpy-sector-scale"}
+    assert champion.engines == {"small": "numpy-scale-mixture", "large": "numpy-scale-mixture"}
     given = records(pipeline, data[0])
     expected = pipeline.predict_proba(fields_frame(given))
     together = champion.predict(given)
@@ -76,7 +76,7 @@ def test_an_engine_that_disagrees_is_not_served(data, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING):
         champion.compile()
     assert champion.engines == {"small": "sklearn", "large": "sklearn"}
-    assert "numpy-sector-scale engine differs from sklearn" in caplog.text
+    assert "numpy-scale-mixture engine differs from sklearn" in caplog.text
     given = records(pipeline, data[0])[:50]
     expected = pipeline.predict_proba(fields_frame(given))
     assert np.array_equal(probabilities(champion.predict(given)), expected)
