@@ -1,9 +1,14 @@
 """API test fixtures: two champions to publish, records to send (helpers: tests.support.api)."""
 
+import anyio._core._fileio  # noqa: F401
 import pytest
 from sklearn.pipeline import Pipeline
 
 from tests.support.champion import sample_records, train_pipeline
+
+# (anyio imports its file module lazily, from the thread that first serves a file; under
+# pytest that import is parsed in that thread beside others, which Python 3.11 can fail with
+# "AST constructor recursion depth mismatch": imported here, on the main thread.)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,7 @@ from core.modeling.models import (
 )
 from core.modeling.splits import split_rows
 from core.modeling.train import held_out, labelled_rows, train
+from core.tracking import registry
 from core.tracking.model_format import TRUSTED_TYPES
 from core.tracking.registry import list_runs
 from tests.support.champion import labelled
@@ -276,6 +277,7 @@ def test_the_sector_scale_model_learns_each_sectors_scale_and_takes_new_sectors(
 
 
 def test_the_experiment_keeps_its_artifacts_under_dpe_home(home):
+    registry.experiment_id(home, registry.connect(home))  # as train() makes it
     experiment = MlflowClient(home.tracking_uri).get_experiment_by_name(home.experiment_name)
     assert experiment.artifact_location == home.mlflow_artifacts_dir.resolve().as_uri()
 

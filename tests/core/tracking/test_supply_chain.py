@@ -122,7 +122,7 @@ def test_the_cli_says_why_without_a_traceback_and_the_watch_keeps_going(settings
     alias_at(settings, log_model(settings, plain))
     env = cli_env(settings)
     code, result, stderr = run_cli("sync", env=env)
-    assert code == 4 and result is None  # Conflict
+    assert code == 4 and result["error"]["code"] == "conflict"
     assert "error: " in stderr and "LogisticRegression" in stderr
     assert "Traceback" not in stderr
 
