@@ -78,6 +78,8 @@ format: install
 # The suite runs on TEST_WORKERS pytest-xdist workers: most of its time is spent waiting on
 # servers it starts (MLflow, uvicorn, Streamlit, chromium), which overlaps well even on two
 # cores; tests/conftest.py keeps each module, and the directories that train, on one worker.
+# One OpenMP thread per process: several workers' threads spin-waiting for the same two cores
+# make a boosted fit many times slower.
 # The image test (tests/test_image.py: a base from Debian packages, the image built with
 # podman, its containers run; minutes, mostly downloads and disk) runs in a second pytest
 # beside the suite: the two overlap, so `make test` takes the longer of them, not their sum.
@@ -85,7 +87,7 @@ TEST_WORKERS ?= 3
 test: install airflow-install checkov-install system-deps lint
 	@log=$$(mktemp); \
 	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py >$$log 2>&1 & image=$$!; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=25 \
 		--ignore=tests/test_image.py; suite=$$?; \
 	wait $$image; images=$$?; \
 	echo "== tests/test_image.py, run beside the suite:"; cat $$log; rm -f $$log; \
