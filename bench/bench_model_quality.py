@@ -10,7 +10,12 @@ accuracy, macro-F1, and its label sets' coverage and mean size at 0.90. Also the
 back-test takes (what it adds to a `train`). Writes the "## Model quality" section of
 docs/benchmarks.md; the README's table comes from it.
 
-    .venv/bin/python -m bench.bench_model_quality [--source CSV]
+`--features` and `--families` measure some rows only (printed, docs/benchmarks.md left as it
+is); `quantile-scale` and `quantile-scale-balanced` are the building-only experiment of
+`bench.quantile_scale`, trained with the consumption as its target, predicting without it.
+
+    .venv/bin/python -m bench.bench_model_quality [--source CSV] [--features building-only]
+        [--families hgb quantile-scale]
 """
 
 import argparse
@@ -25,6 +30,7 @@ from threadpoolctl import threadpool_limits
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from bench.quantile_scale import QuantileScaleModel
 from bench.results import write_section
 from core.config import Settings
 from core.data import warehouse
@@ -39,7 +45,11 @@ SECTION = "## Model quality"
 SAMPLE = ROOT.parent / "shared" / "data" / "dpe_tertiaire_sample.csv"
 FAMILIES = {
     "with-consumption": ("rules", "sector-scale", "scale", "logreg", "rf", "hgb"),
-    "building-only": ("rules", "logreg", "rf", "hgb"),
+    "building-only": ("rules", "logreg", "rf", "hgb", "quantile-scale", "quantile-scale-balanced"),
+}
+EXPERIMENTS = {  # building-only families that learn from the consumption, never read it
+    "quantile-scale": {"balanced": False},
+    "quantile-scale-balanced": {"balanced": True},
 }
 NAMES = ("accuracy", "macro_f1", "coverage", "mean_set_size")
 
@@ -48,7 +58,11 @@ def scores(frame, feature_set: str, family: str) -> dict:
     """The time split's scores, each back-test window's, and the back-test's seconds."""
     X, y = labelled_rows(frame, feature_set)
     dates = labelled_dates(frame)
-    model = build_pipeline(family, feature_set, SEED)
+    if family in EXPERIMENTS:  # the same rows, with the consumption as training target
+        X, _ = labelled_rows(frame, "with-consumption")
+        model = QuantileScaleModel(**EXPERIMENTS[family], random_state=SEED)
+    else:
+        model = build_pipeline(family, feature_set, SEED)
     held = split_rows(X, y, dates, "time", TEST_SIZE, SEED)
     calibration = evaluate.calibration_of(
         model, feature_set, held.X_train, held.y_train, held.dates_train
@@ -76,15 +90,15 @@ def row(feature_set: str, family: str, found: dict) -> str:
     )
 
 
-def table(frame) -> str:
+def table(frame, feature_sets=tuple(FAMILIES), families=None) -> str:
     lines = [
         "| features | family | time split acc / macro-F1 | back-test accuracy | back-test "
         "macro-F1 | back-test coverage at 0.90 | back-test mean set size | time split "
         "coverage / set size | back-test s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for feature_set, families in FAMILIES.items():
-        for family in families:
+    for feature_set in feature_sets:
+        for family in families or FAMILIES[feature_set]:
             lines.append(row(feature_set, family, scores(frame, feature_set, family)))
             print(lines[-1], flush=True)
     return "\n".join(lines)
@@ -93,12 +107,28 @@ def table(frame) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", type=Path, default=SAMPLE)
+    parser.add_argument(
+        "--features",
+        nargs="+",
+        choices=tuple(FAMILIES),
+        default=tuple(FAMILIES),
+        help="the feature sets to measure (default: both); any restriction only prints rows",
+    )
+    parser.add_argument(
+        "--families",
+        nargs="+",
+        help="the families to measure (default: each set's); "
+        f"building-only experiments: {', '.join(EXPERIMENTS)}; only prints rows",
+    )
     args = parser.parse_args()
+    restricted = args.families is not None or tuple(args.features) != tuple(FAMILIES)
     with tempfile.TemporaryDirectory() as folder, threadpool_limits(1):
         settings = Settings(_env_file=None, home=Path(folder) / "home")
         ingest(settings, source=args.source, progress=False)
         info, frame = warehouse.load_dataset(settings)
-        text = table(frame)
+        text = table(frame, args.features, args.families)
+    if restricted:
+        return
     write_section(
         SECTION,
         f"{SECTION}\n\n`python -m bench.bench_model_quality` on `{args.source.name}` (dataset "
@@ -108,7 +138,10 @@ def main() -> None:
         "quarter of its training records by a copy fitted on the older ones, then fitted on "
         "all of them; label sets at coverage 0.90 (with the consumption, records in doubt and "
         "settled ones calibrated apart). `back-test s`: the seconds the back-test takes, what "
-        "it adds to a `train` run. With `building-only`, `rules` is the majority label.\n\n"
+        "it adds to a `train` run. With `building-only`, `rules` is the majority label. "
+        "`quantile-scale` rows: the building-only experiment of `bench/quantile_scale.py` (a "
+        "predicted distribution of the consumption through the sector's scales), not a family "
+        "`train` builds.\n\n"
         f"{text}\n",
     )
 
