@@ -83,7 +83,7 @@ format: install
 # The image test (tests/test_image.py: a base from Debian packages, the image built with
 # podman, its containers run; minutes, mostly downloads and disk) runs in a second pytest
 # beside the suite: the two overlap, so `make test` takes the longer of them, not their sum.
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 4
 test: install airflow-install checkov-install system-deps lint
 	@log=$$(mktemp); \
 	$(PY) -m pytest -q -s -p no:cacheprovider tests/test_image.py >$$log 2>&1 & image=$$!; \

@@ -22,10 +22,30 @@ SHARED_TRAINING_DIRS = {"model", "pages"}
 LONG_TEST_MODULES = {"test_airflow.py"}
 
 
+# The longest groups (minutes), handed to the workers first so that none ends the run alone.
+LONGEST_FIRST = (
+    "test_airflow.py",
+    "core/lifecycle/",
+    "model/",
+    "pages/",
+    "e2e/",
+    "api/test_replicas.py",
+    "test_topology.py",
+    "core/modeling/test_train.py",
+)
+
+
+def _longest_first(item: pytest.Item) -> int:
+    path = item.path.relative_to(TESTS).as_posix()
+    return next((i for i, prefix in enumerate(LONGEST_FIRST) if path.startswith(prefix)), 99)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`make test` runs the suite on pytest-xdist workers with `--dist loadgroup`: a module's
     tests stay together (module fixtures start once), and so does a directory of
-    SHARED_TRAINING_DIRS (its session fixtures train once); LONG_TEST_MODULES spread out."""
+    SHARED_TRAINING_DIRS (its session fixtures train once); LONG_TEST_MODULES spread out.
+    Workers take the groups in collection order: the longest come first."""
+    items.sort(key=_longest_first)  # stable: each module keeps its own order
     for item in items:
         parts = item.path.relative_to(TESTS).parts
         group = parts[0] if parts[0] in SHARED_TRAINING_DIRS else "/".join(parts)

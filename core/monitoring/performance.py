@@ -109,7 +109,7 @@ def score(
     found = _champion_scores(champion, records)
     flagged, reason = _judged(settings, found, headline, len(records))
     return Realised(
-        scored_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        scored_at=datetime.now(UTC).isoformat(timespec="microseconds"),
         dataset_version=dataset_version,
         records_from=_day(dates.min()),
         records_to=_day(dates.max()),
@@ -231,7 +231,7 @@ def history(settings: Settings, limit: int | None = None) -> list[Realised]:
         if not present:
             return []
         rows = con.execute(
-            "SELECT result FROM realised_performance ORDER BY scored_at DESC"
+            "SELECT result FROM realised_performance ORDER BY scored_at DESC, rowid DESC"
             + (f" LIMIT {int(limit)}" if limit else "")
         ).fetchall()
     return [json.loads(result) for (result,) in rows]

@@ -101,9 +101,7 @@ def test_unavailable_exits_5_from_a_pipeline_step_as_the_dag_runs_it(settings):
     """The DAG retries a step only on this: exit 5, `retryable` true."""
     closed = f"http://127.0.0.1:{free_port()}/data-fair/api/v1/datasets/dpe/lines"
     env = {**cli_env(settings), "DPE_HTTP_RETRIES": "0"}
-    code, payload, stderr = run_cli(
-        "pipeline-step", "extract", "--input", json.dumps({}), "--source", closed, env=env
-    )
+    code, payload, stderr = run_cli("pipeline-step", "extract", "--source", closed, env=env)
     error = _error(payload)
     assert code == 5 and error == {**error, "code": "unavailable", "retryable": True}
     assert "ADEME API" in error["message"] and "Traceback" not in stderr

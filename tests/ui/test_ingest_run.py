@@ -23,6 +23,6 @@ def test_the_bar_follows_the_ingest_steps(tmp_path, monkeypatch):
     assert result["rows"] == 300
     fractions = [fraction for fraction, _, _ in seen]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert len(seen) >= 4 and any("merging" in message for _, message, _ in seen)
+    assert len(seen) >= 4 and any("cleaning" in message for _, message, _ in seen)
     # Reported from the worker, never from the page's own thread.
     assert threading.current_thread().name not in {thread for _, _, thread in seen}

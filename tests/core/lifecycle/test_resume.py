@@ -63,7 +63,8 @@ def test_a_stopped_pass_is_continued_and_its_increment_gated(tmp_path, mlflow_se
     [running] = history(env)
     assert (running["pass_id"], running["status"]) == (1, "running")
     assert running["steps_done"][-1] == "evaluate"
-    client = MlflowClient(mlflow_server)
+    # The registry named too: a registry URI another test of this process set is not ours.
+    client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
     alias = client.get_model_version_by_alias(env["DPE_REGISTERED_MODEL_NAME"], "champion")
     store = Store(Settings(_env_file=None, home=tmp_path / "home"))
     assert not store.exists(MANIFEST_PATH)
