@@ -64,6 +64,14 @@ def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
     return list(index), rows
 
 
+def _families(distinct: list, rows: np.ndarray, family_of: Callable) -> tuple[list, np.ndarray]:
+    """The scale families the distinct sectors use (`family_of(sector)`, each looked up once)
+    and each row's index among them."""
+    names = [family_of(sector) for sector in distinct]
+    families = list(dict.fromkeys(names))
+    return families, np.array([families.index(name) for name in names], np.intp)[rows]
+
+
 def _labels(consumption: np.ndarray, families: list[str], family_rows: np.ndarray) -> np.ndarray:
     """Each row's label index on its family's scale (0 where the consumption is missing)."""
     labels = np.zeros(len(consumption), dtype=np.intp)
@@ -87,9 +95,7 @@ class _SectorScale:
         model = self.classifier
         sectors, consumption = _inputs(columns, self.fields)
         distinct, rows = _distinct(sectors)
-        family_names = [model.family(sector) for sector in distinct]
-        families = list(dict.fromkeys(family_names))
-        family_rows = np.array([families.index(f) for f in family_names], np.intp)[rows]
+        families, family_rows = _families(distinct, rows, model.family)
         by_sector = model.confidence_by_sector_
         confidence = np.array(
             [by_sector.get(scales.sector_key(s), MIN_CONFIDENCE) for s in distinct] + [0.0]
@@ -135,9 +141,7 @@ class _Rules:
         model = self.classifier
         sectors, consumption = _inputs(columns, self.fields)
         distinct, rows = _distinct(sectors)
-        family_names = [scales.family_for_sector(sector) for sector in distinct]
-        families = list(dict.fromkeys(family_names))
-        family_rows = np.array([families.index(f) for f in family_names], np.intp)[rows]
+        families, family_rows = _families(distinct, rows, scales.family_for_sector)
         labels = _labels(consumption, families, family_rows)
         labels[np.isnan(consumption)] = LABELS.index(model.fallback_label_)
         proba = np.full((len(consumption), len(LABELS)), model.smoothing / (len(LABELS) - 1))

@@ -2,6 +2,7 @@
 exactly, and a champion serves with the engine only when it does."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,9 +14,11 @@ from core.serving import rule_engines
 from core.serving.champion import Champion
 from core.serving.records import fields_frame, frame_columns
 from core.tracking.champion_store import Manifest
+from core.tracking.model_format import load_model
 from tests.support.champion import labelled, probabilities
 from tooling.synth import generate_records
 
+LEGACY = Path(__file__).resolve().parents[2] / "fixtures" / "legacy_champions"
 MODELS = [
     ("sector-scale", "with-consumption"),
     ("rules", "with-consumption"),
@@ -80,3 +83,13 @@ def test_an_engine_that_disagrees_is_not_served(data, monkeypatch, caplog):
     given = records(pipeline, data[0])[:50]
     expected = pipeline.predict_proba(fields_frame(given))
     assert np.array_equal(probabilities(champion.predict(given)), expected)
+
+
+def test_a_champion_promoted_before_the_scale_mixture_keeps_its_engine():
+    """SectorScaleClassifier champions (tests/fixtures/legacy_champions) still serve in numpy."""
+    legacy = LEGACY / "sector-scale" / "v1" / "model.pkl"
+    pipeline = load_model(legacy.read_bytes(), "v1/model.pkl")
+    frame = fields_frame(rule_engines.check_records(pipeline, 300))
+    name, engine = rule_engines.rule_engine(pipeline)
+    assert name == "numpy-sector-scale"
+    assert np.array_equal(engine(frame_columns(frame)), pipeline.predict_proba(frame))
