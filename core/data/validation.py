@@ -345,11 +345,14 @@ REJECT_FIELDS = (LABEL_FIELD, *CHECKED_FIELDS)
 DATE_FIELDS = tuple(OFFICIAL_TO_SNAKE[official] for official in PAST_DATES)
 
 
-def clean_sql(table: str, by_field: bool = False) -> str:
+def clean_sql(table: str, by_field: bool = False, carry: Sequence[str] = ()) -> str:
     """SELECT cleaning `table` (the 63 official columns, as text) into the 63 typed
     snake_case columns + reject_reason, reject_code + placeholder flags; `by_field` adds,
-    for each of REJECT_FIELDS, its problem's `_code_<field>` and `_reason_<field>`."""
-    text = ", ".join(f"{_trimmed_sql(_quote(o))} AS {snake}" for o, snake, _ in COLUMNS)
+    for each of REJECT_FIELDS, its problem's `_code_<field>` and `_reason_<field>`; `carry`
+    names more columns of `table`, passed through as they are (after the others)."""
+    text = ", ".join(
+        [f"{_trimmed_sql(_quote(o))} AS {snake}" for o, snake, _ in COLUMNS] + list(carry)
+    )
     parsed = [_parsed_sql(snake, kind) for _, snake, kind in COLUMNS]
     parsed += [f"{name} AS _raw_{name}" for name in CHECKED_FIELDS]
     # NaN is missing; a text that is no number is kept (in _text_) for its message.
@@ -391,7 +394,7 @@ def clean_sql(table: str, by_field: bool = False) -> str:
     layers = [joined, final, typed, parsed]
     query = f"SELECT {text} FROM {table}"
     for columns in reversed(layers):
-        query = f"SELECT {', '.join(columns)} FROM ({query})"
+        query = f"SELECT {', '.join([*columns, *carry])} FROM ({query})"
     return query
 
 

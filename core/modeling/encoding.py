@@ -6,7 +6,8 @@ so that the API can encode records the moment it starts, before those ~1.2 s of 
 (see `core.serving.champion.serving_champions`).
 """
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import numpy as np
 
@@ -55,37 +56,73 @@ class FieldEncoding:
 
     def transform_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         """`transform` of records given as columns, as `columns_of` gives them (field ->
-        array; None, or NaN in a float array, where missing): no DataFrame to take apart."""
-        blocks = [self._numbers(name, columns[name]) for name in self.number_fields]
-        blocks += [self._one_hot(name, columns[name]) for name in self.category_fields]
+        array; None, or NaN in a float array, where missing): no DataFrame to take apart.
+        Each field's block is written into one matrix allocated once (no `hstack` copy)."""
+        blocks: list[tuple[int, Callable[[np.ndarray], None]]] = [
+            (3 if name in PLACEHOLDERS else 2, partial(self._numbers, columns[name], name))
+            for name in self.number_fields
+        ]
+        blocks += [
+            (len(self._index[name]) + 1, partial(self._one_hot, columns[name], name))
+            for name in self.category_fields
+        ]
         if self.uses_rules:
-            blocks.append(self._rule_features(columns))
-        return np.hstack(blocks) if blocks else np.empty((0, 0))
+            blocks.append((2 * len(scales.FAMILIES), partial(self._rule_features, columns)))
+        if not blocks:
+            return np.empty((0, 0))
+        matrix = np.empty((len(columns[self.fields[0]]), sum(width for width, _ in blocks)))
+        start = 0
+        for width, fill in blocks:
+            fill(matrix[:, start : start + width])
+            start += width
+        return matrix
 
-    def _numbers(self, name: str, values: np.ndarray) -> np.ndarray:
+    def _numbers(self, values: np.ndarray, name: str, out: np.ndarray) -> None:
         numbers = as_float(values)
         missing = np.isnan(numbers)
-        parts = [np.where(missing, self.medians_[name], numbers), missing]
+        out[:, 0] = np.where(missing, self.medians_[name], numbers)
+        out[:, 1] = missing
         if name in PLACEHOLDERS:
-            parts.append(numbers == PLACEHOLDERS[name])
-        return np.column_stack(parts).astype(float)
+            out[:, 2] = numbers == PLACEHOLDERS[name]
 
-    def _one_hot(self, name: str, values: np.ndarray) -> np.ndarray:
+    def _one_hot(self, values: np.ndarray, name: str, out: np.ndarray) -> None:
         width = len(self._index[name])
         # Each value's column: its category's; `width` (missing) for None; -1 if not kept.
         column_of = {**self._index[name], None: width}
-        texts = values
-        if not all(value is None or type(value) is str for value in values):
-            texts = np.array([v if v is None else str(v) for v in values], dtype=object)
-        columns = np.array([column_of.get(value, -1) for value in texts], dtype=np.intp)
-        encoded = np.zeros((len(columns), width + 1))
-        rows = np.flatnonzero(columns >= 0)
-        encoded[rows, columns[rows]] = 1.0
-        return encoded
+        found = distinct_rows(values)
+        if found is None or not all(v is None or type(v) is str for v in found[0]):
+            texts = [v if v is None else str(v) for v in values]  # (never from a CSV)
+            found = distinct_rows(np.array(texts, dtype=object))
+        assert found is not None  # texts and None hash
+        distinct, rows = found
+        columns = np.array([column_of.get(value, -1) for value in distinct], np.intp)[rows]
+        out[:] = 0.0
+        kept = np.flatnonzero(columns >= 0)
+        out[kept, columns[kept]] = 1.0
 
-    def _rule_features(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+    def _rule_features(self, columns: Mapping[str, np.ndarray], out: np.ndarray) -> None:
         conso = as_float(columns["conso_kwhep_m2_an"])
-        labels = [scales.label_index(conso, family) for family in scales.FAMILIES]
-        sector_family = [scales.family_for_sector(s) for s in columns["secteur_activite"]]
-        families = [np.array(sector_family) == family for family in scales.FAMILIES]
-        return np.column_stack([np.nan_to_num(lab, nan=-1.0) for lab in labels] + families)
+        count = len(scales.FAMILIES)
+        for i, family in enumerate(scales.FAMILIES):
+            out[:, i] = np.nan_to_num(scales.label_index(conso, family), nan=-1.0)
+        sectors = columns["secteur_activite"]
+        found = distinct_rows(sectors)
+        if found is None:  # a value that cannot be hashed: sector by sector
+            sector_family = np.array([scales.family_for_sector(s) for s in sectors])
+        else:
+            distinct, rows = found
+            sector_family = np.array([scales.family_for_sector(s) for s in distinct])[rows]
+        for i, family in enumerate(scales.FAMILIES):
+            out[:, count + i] = sector_family == family
+
+
+def distinct_rows(values: np.ndarray) -> tuple[list, np.ndarray] | None:
+    """The distinct values of a column (by equality) and each row's index among them; None
+    when a value cannot be hashed. A column of categories holds few: what depends on the
+    value alone is then decided once per distinct value, not once per row."""
+    items = values.tolist()
+    try:
+        index = {value: i for i, value in enumerate(dict.fromkeys(items))}
+    except TypeError:
+        return None
+    return list(index), np.fromiter(map(index.__getitem__, items), np.intp, len(items))

@@ -14,7 +14,10 @@ included, are neutralised in what is written (`core.data.csv_cells`).
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
@@ -57,6 +60,7 @@ PREDICTION_COLUMNS = (
 TEXT_COLUMNS = ("error", "error_code", "warning")  # empty when the row has none
 CHUNK_ROWS = 20_000  # rows predicted at a time: bounds memory, paces progress
 CHUNK_VECTORS = 10  # DuckDB vectors (2,048 rows each) read from a CSV at a time
+QUEUED_BLOCKS = 2  # blocks predicted and waiting for the CSV writer, at most
 
 
 class Agreement(TypedDict):
@@ -143,45 +147,80 @@ def _predicted(
     """`_predictions` of rows `clean(..., by_field=True)` gave (index 0..n-1)."""
     import pandas as pd
 
-    columns = {
+    fields = {
         name: _object_column(cleaned[name])
-        for name, spec in RECORD_FIELDS.items()
         if spec.kind == "category"
-    }
-    floats = {
-        name: cleaned[name].to_numpy(dtype=float, na_value=np.nan)
+        else cleaned[name].to_numpy(dtype=float, na_value=np.nan)
         for name, spec in RECORD_FIELDS.items()
-        if spec.kind != "category"
     }
-    errors, warnings = RowErrors(len(cleaned)), RowWarnings(len(cleaned))
-    for name in REJECT_FIELDS:
-        errors.add_found(
-            name,
+    problems = {
+        name: (
             cleaned[f"_code_{name}"].to_numpy(dtype=object),
             cleaned[f"_reason_{name}"].to_numpy(dtype=object),
         )
+        for name in REJECT_FIELDS
+    }
+    answer = _answer(champion, fields, problems, source, progress, client, request_id)
+    result = pd.DataFrame(answer.proba, columns=list(PROBA_COLUMNS))
+    result.insert(0, "predicted_label", answer.labels)
+    result["label_set"] = np.where(answer.has_set, answer.set_texts, "")
+    result["set_size"] = pd.array(np.where(answer.has_set, answer.set_sizes, None), "Int64")
+    for column in TEXT_COLUMNS:
+        texts = getattr(answer, column)
+        result[column] = np.where(pd.isna(texts), "", texts)
+    return result
+
+
+@dataclass
+class _Answer:
+    """The predictions of a block of rows, as arrays: None (NaN in `proba`) where a row has
+    no label, no set, no error, no warning."""
+
+    labels: np.ndarray  # object
+    proba: np.ndarray  # (n, 7)
+    has_set: np.ndarray  # bool: the row has a label set
+    set_texts: np.ndarray  # its labels joined by `|`
+    set_sizes: np.ndarray  # int
+    error: np.ndarray  # object: messages joined by `; `
+    error_code: np.ndarray  # object: codes joined by `|`
+    warning: np.ndarray  # object
+
+
+def _answer(
+    champion: Champion,
+    fields: dict[str, np.ndarray],
+    problems: dict[str, tuple[np.ndarray, np.ndarray]],
+    source: str,
+    progress: Progress = no_progress,
+    client: str | None = None,
+    request_id: str | None = None,
+) -> _Answer:
+    """The predictions of cleaned rows: `fields` their record fields (object arrays for
+    categories, None where missing; float arrays for numbers), `problems` per field what
+    `clean` found (codes and reasons, None where valid)."""
+    n = len(fields[next(iter(RECORD_FIELDS))])
+    columns = {n_: v for n_, v in fields.items() if RECORD_FIELDS[n_].kind == "category"}
+    floats = {n_: v for n_, v in fields.items() if RECORD_FIELDS[n_].kind != "category"}
+    errors, warnings = RowErrors(n), RowWarnings(n)
+    for name, (codes, reasons) in problems.items():
+        errors.add_found(name, codes, reasons)
     champion.check(columns, floats, errors, warnings, number_checks={})  # clean() did the schema's
-    messages, codes, warned = errors.messages(), errors.codes(), warnings.joined()
-    valid = np.flatnonzero(pd.isna(messages))
+    messages, warned = errors.messages(), warnings.joined()
+    failed = np.zeros(n, dtype=bool)
+    failed[list(errors.rows)] = True
+    valid = np.flatnonzero(~failed)
     inputs = {**columns, **floats}
-    proba = np.full((len(cleaned), len(LABELS)), np.nan)
+    proba = np.full((n, len(LABELS)), np.nan)
     for start in range(0, len(valid), CHUNK_ROWS):
         rows = valid[start : start + CHUNK_ROWS]
-        proba[rows] = champion.columns_proba({name: inputs[name][rows] for name in RECORD_FIELDS})
+        proba[rows] = champion.columns_proba({name: fields[name][rows] for name in RECORD_FIELDS})
         progress((start + len(rows)) / len(valid), f"predicted {start + len(rows):,} rows")
-    labels = np.full(len(cleaned), None, dtype=object)
+    labels = np.full(n, None, dtype=object)
     labels[valid] = champion.labels_of(proba[valid])
-    kept = np.zeros((len(cleaned), len(LABELS)), dtype=bool)
+    kept = np.zeros((n, len(LABELS)), dtype=bool)
     found = champion.kept_labels(proba[valid], labels[valid])
     if found is not None:
         kept[valid] = found
-    result = pd.DataFrame(proba, columns=list(PROBA_COLUMNS))
-    result.insert(0, "predicted_label", labels)
-    result["label_set"] = np.where(kept.any(axis=1), conformal.set_texts(kept), "")
-    result["set_size"] = pd.array(np.where(kept.any(axis=1), kept.sum(axis=1), None), "Int64")
-    result["error"] = np.where(pd.isna(messages), "", messages)
-    result["error_code"] = np.where(pd.isna(codes), "", codes)
-    result["warning"] = np.where(pd.isna(warned), "", warned)
     champion.hand_to_sink(
         inputs,
         lambda: _results(labels, proba, kept, messages, errors.rows, warnings.rows),
@@ -189,7 +228,16 @@ def _predicted(
         client,
         request_id,
     )
-    return result
+    return _Answer(
+        labels=labels,
+        proba=proba,
+        has_set=kept.any(axis=1),
+        set_texts=conformal.set_texts(kept),
+        set_sizes=kept.sum(axis=1),
+        error=messages,
+        error_code=errors.codes(),
+        warning=warned,
+    )
 
 
 def checked_columns(columns) -> list[str]:
@@ -212,47 +260,175 @@ def predict_csv(
     request_id: str | None = None,
 ) -> BatchSummary:
     """`predict_frame` on a CSV file (a path or its bytes), written to `target` as
-    `write_csv` writes it; returns its `summary`. Only the columns a prediction reads
-    become pandas columns, a block of rows at a time: DuckDB copies the others from the
-    input file to the output."""
-    import pandas as pd
-
+    `write_csv` writes it; returns its `summary`. One pass over the file: DuckDB reads it
+    and cleans the columns a prediction reads, a block at a time, handing them over as
+    Arrow with the other columns (formula cells neutralised); numpy predicts; another
+    DuckDB connection writes each block, answer included, while the next is predicted
+    (memory holds a few blocks, never the file)."""
     from core.data.csv_source import csv_table  # DuckDB: imported when a batch comes
-    from core.data.warehouse import quote
 
     with csv_table(source, name) as table:
         missing = missing_fields(champion, table.columns)
-        labels = [LABEL_FIELD] if LABEL_FIELD in to_snake_case(table.columns) else []
-        [(total,)] = table.fetch(f"SELECT count(*) FROM {table.scan}", "fetchall")
-        parts, done = [], 0
-        for cleaned in _cleaned_chunks(table):
-            predictions = _predicted(
-                champion, cleaned, source_tag, client=client, request_id=request_id
-            )
-            parts.append(pd.concat([cleaned[labels], predictions], axis=1))
-            done += len(cleaned)
-            progress(done / max(total, 1), f"predicted {done:,} of {total:,} rows")
-        predicted = _joined(parts, labels)
-        predicted.attrs["missing_fields"] = missing
-        table.connection.register("predictions", _csv_ready(predicted[list(PREDICTION_COLUMNS)]))
-        kept = [
-            f"{safe_sql(quote(c))} AS {quote(safe_cell(c))}"
-            for c in table.columns
-            if c not in PREDICTION_COLUMNS
-        ]
-        table.query(
-            f"COPY (SELECT {', '.join([*kept, 'predictions.*'])} FROM {table.scan} "
-            f"POSITIONAL JOIN predictions) TO {_sql_text(target)} (HEADER, DELIMITER ',')"
+        kept = [c for c in table.columns if c not in PREDICTION_COLUMNS]
+        tally = _Tally(LABEL_FIELD in to_snake_case(table.columns))
+        lines = max(_line_count(table.path) - 1, 1)  # rows, unless values hold line breaks
+        done = 0.0
+        with _CsvWriter(target, [safe_cell(c) for c in kept]) as writer:
+            for fields, problems, label, passed in _cleaned_blocks(table, kept):
+                answer = _answer(
+                    champion, fields, problems, source_tag, client=client, request_id=request_id
+                )
+                tally.add(answer, label)
+                writer.write(passed, answer)
+                done = min(tally.rows / lines, 1.0)
+                progress(done, f"predicted {tally.rows:,} rows")
+        if done < 1.0:  # values holding line breaks: fewer rows than lines
+            progress(1.0, f"predicted {tally.rows:,} rows")
+    return tally.summary(missing)
+
+
+def _line_count(path: Path) -> int:
+    """The file's line breaks (a bound on its rows, for progress), in 1 MB reads."""
+    count = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(2**20):
+            count += chunk.count(b"\n")
+    return count
+
+
+class _CsvWriter:
+    """Blocks of the answer CSV (passed-through columns, then PREDICTION_COLUMNS) written
+    by DuckDB on a thread of its own, as they come, in order: a block is formatted while
+    the next is predicted. A queue of QUEUED_BLOCKS bounds the memory."""
+
+    def __init__(self, target: str | Path, columns: list[str]):
+        import pyarrow as pa
+
+        self.target = target
+        self.schema = pa.schema(
+            [(column, pa.string()) for column in columns] + list(_answer_schema())
         )
-    return summary(predicted)
+        self.blocks: queue.Queue = queue.Queue(QUEUED_BLOCKS)
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._copy, name="dpe-batch-writer", daemon=True)
+
+    def __enter__(self) -> _CsvWriter:
+        self.thread.start()
+        return self
+
+    def write(self, passed: list, answer: _Answer) -> None:
+        import pyarrow as pa
+
+        columns = [column.cast(pa.string()) for column in passed] + _arrow_columns(answer)
+        self._put(pa.RecordBatch.from_arrays(columns, schema=self.schema))
+
+    def _put(self, block) -> None:
+        while self.thread.is_alive():
+            try:
+                return self.blocks.put(block, timeout=0.1)
+            except queue.Full:
+                continue
+        raise self.failure or RuntimeError("the CSV writer stopped")
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if self.thread.is_alive():
+            self.blocks.put(None)  # the end: after a failure too, the thread stops
+        self.thread.join()
+        if error is not None or self.failure is not None:
+            Path(self.target).unlink(missing_ok=True)  # no half-written answer
+        if error is None and self.failure is not None:
+            raise self.failure
+
+    def _queued(self) -> Iterator:
+        while (block := self.blocks.get()) is not None:
+            yield block
+
+    def _copy(self) -> None:
+        import duckdb
+        import pyarrow as pa
+
+        try:
+            reader = pa.RecordBatchReader.from_batches(self.schema, self._queued())
+            with duckdb.connect() as con:
+                con.register("answer", reader)
+                con.execute(f"COPY answer TO {_sql_text(self.target)} (HEADER, DELIMITER ',')")
+        except BaseException as failure:  # raised in the caller's thread
+            self.failure = failure
+            while self.blocks.get() is not None:  # let a waiting `write` go on to the end
+                pass
 
 
-def _cleaned_chunks(table: CsvTable) -> Iterator[pd.DataFrame]:
-    """The CSV's rows as `clean(..., by_field=True)` gives them (the record fields, the label,
-    each field's problem),
-    CHUNK_VECTORS blocks of rows at a time, index 0..n-1 in each: cleaned by DuckDB as it
-    reads the file, in one query (planned once: ~0.3 s a time for clean's SQL), without a
-    pandas frame of text in between; a malformed row is a DpeError naming its line. A
+def _arrow_columns(answer: _Answer) -> list:
+    """PREDICTION_COLUMNS of a block as Arrow, missing values null (DuckDB writes them as
+    empty cells: NaN would be "nan", "" a quoted "")."""
+    import pyarrow as pa
+
+    missing = np.isnan(answer.proba)
+    return [
+        pa.array(answer.labels, pa.string()),
+        *(pa.array(answer.proba[:, i], mask=missing[:, i]) for i in range(len(LABELS))),
+        pa.array(answer.set_texts, pa.string(), mask=~answer.has_set),
+        pa.array(answer.set_sizes, pa.int64(), mask=~answer.has_set),
+        *(pa.array(getattr(answer, column), pa.string()) for column in TEXT_COLUMNS),
+    ]
+
+
+def _answer_schema():
+    import pyarrow as pa
+
+    types = {"set_size": pa.int64(), **dict.fromkeys(PROBA_COLUMNS, pa.float64())}
+    return pa.schema([(name, types.get(name, pa.string())) for name in PREDICTION_COLUMNS])
+
+
+class _Tally:
+    """`summary`'s counts, gathered a block at a time; the agreement with the file's own
+    label when `labelled`."""
+
+    def __init__(self, labelled: bool):
+        self.labelled = labelled
+        self.rows = self.rejected = self.warned = self.compared = self.same = 0
+        self.sets = self.set_labels = 0
+
+    def add(self, answer: _Answer, label: np.ndarray) -> None:
+        self.rows += len(answer.labels)
+        self.rejected += int(np.sum(answer.error != None))  # noqa: E711
+        self.warned += int(np.sum(answer.warning != None))  # noqa: E711
+        self.sets += int(answer.has_set.sum())
+        self.set_labels += int(answer.set_sizes[answer.has_set].sum())
+        if self.labelled:
+            given = np.array(
+                [v.strip().upper() if isinstance(v, str) else None for v in label], dtype=object
+            )
+            compared = np.isin(given, LABELS) & (answer.labels != None)  # noqa: E711
+            self.compared += int(compared.sum())
+            self.same += int((given[compared] == answer.labels[compared]).sum())
+
+    def summary(self, missing: list[str]) -> BatchSummary:
+        agreement = None
+        if self.labelled:
+            share = round(self.same / self.compared, 4) if self.compared else 0.0
+            agreement = Agreement(share=share, n=self.compared)
+        return BatchSummary(
+            rows=self.rows,
+            predicted=self.rows - self.rejected,
+            rejected=self.rejected,
+            warned=self.warned,
+            missing_fields=missing,
+            agreement=agreement,
+            mean_set_size=round(self.set_labels / self.sets, 4) if self.sets else None,
+        )
+
+
+def _cleaned_blocks(
+    table: CsvTable, passed: list[str]
+) -> Iterator[
+    tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]], np.ndarray, list]
+]:
+    """The CSV's rows, a block at a time, as `clean(..., by_field=True)` gives them: the
+    record fields (as `_answer` takes them), each field's problems (codes, reasons), the
+    label (objects), and the `passed` columns as Arrow, text cells a spreadsheet would run
+    as formulas neutralised. Cleaned by DuckDB as it reads the file, in one query (planned
+    once: ~0.3 s a time for clean's SQL); a malformed row is a DpeError naming its line. A
     predicted row's cleaned label is the file's (trimmed): it counts in `summary` as the
     file's own does."""
     import duckdb
@@ -261,30 +437,49 @@ def _cleaned_chunks(table: CsvTable) -> Iterator[pd.DataFrame]:
     from core.data.warehouse import quote
 
     found = source_columns(checked_columns(table.columns))
-    text = ", ".join(
+    text = [
         f"{quote(found[official])} AS {quote(official)}"
         if official in found
         else f"NULL::VARCHAR AS {quote(official)}"
         for official, _, _ in COLUMNS
-    )
-    cleaned = clean_sql(f"(SELECT {text} FROM {table.scan})", by_field=True)
-    problems = [f"{kind}_{name}" for name in REJECT_FIELDS for kind in ("_code", "_reason")]
-    kept = ", ".join([*RECORD_FIELDS, LABEL_FIELD, *problems])
-    table.connection.execute(KEEP_ROW_ORDER)  # predictions join the file by position
+    ]
+    carried = [f"_passed_{i}" for i in range(len(passed))]
+    text += [f"{safe_sql(quote(c))} AS {alias}" for c, alias in zip(passed, carried, strict=True)]
+    cleaned = clean_sql(f"(SELECT {', '.join(text)} FROM {table.scan})", True, carried)
+    # Codes as text: an ENUM would come as an Arrow dictionary.
+    problems = [f"_code_{name}::VARCHAR AS _code_{name}, _reason_{name}" for name in REJECT_FIELDS]
+    kept = ", ".join([*RECORD_FIELDS, LABEL_FIELD, *problems, *carried])
+    table.connection.execute(KEEP_ROW_ORDER)  # the output's rows in the input's order
     try:
-        reader = table.connection.execute(f"SELECT {kept} FROM ({cleaned})")
-        while not (chunk := reader.fetch_df_chunk(CHUNK_VECTORS)).empty:
-            yield chunk
-    except duckdb.Error as error:
+        reader = table.connection.sql(f"SELECT {kept} FROM ({cleaned})").to_arrow_reader(
+            CHUNK_VECTORS * 2048
+        )
+        for block in reader:
+            yield (
+                {
+                    name: _numpy(block.column(name), RECORD_FIELDS[name].kind == "category")
+                    for name in RECORD_FIELDS
+                },
+                {
+                    name: (
+                        _numpy(block.column(f"_code_{name}"), True),
+                        _numpy(block.column(f"_reason_{name}"), True),
+                    )
+                    for name in REJECT_FIELDS
+                },
+                _numpy(block.column(LABEL_FIELD), True),
+                [block.column(alias) for alias in carried],
+            )
+    except (duckdb.Error, OSError) as error:  # OSError: DuckDB's, through Arrow's reader
         raise csv_error(table.name, error, table.path, table.delimiter) from error
 
 
-def _joined(parts: list[pd.DataFrame], labels: list[str]) -> pd.DataFrame:
-    import pandas as pd
-
-    if parts:
-        return pd.concat(parts, ignore_index=True)
-    return pd.DataFrame(columns=[*labels, *PREDICTION_COLUMNS])
+def _numpy(values, text: bool) -> np.ndarray:
+    """An Arrow column as `_answer` takes it: text as objects, None where missing; numbers
+    as floats, NaN where missing."""
+    if text:
+        return values.to_numpy(zero_copy_only=False)
+    return values.to_numpy(zero_copy_only=False).astype(float)
 
 
 def _object_column(series: pd.Series) -> np.ndarray:

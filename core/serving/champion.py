@@ -50,7 +50,7 @@ from core.data.validation import (
 )
 from core.errors import DpeError
 from core.modeling import conformal
-from core.modeling.encoding import FieldEncoding
+from core.modeling.encoding import FieldEncoding, distinct_rows
 from core.serving.light_reader import LightForest, read_light
 from core.serving.records import (
     check_keys,
@@ -445,17 +445,12 @@ class Champion:
             add_number_errors(errors, name, values, numbers, not_number, checks)
         for name, known in self._categories.items():
             values, official = columns[name], RECORD_FIELDS[name].official
-            not_text = np.fromiter(
-                (v is not None and not isinstance(v, str) for v in values), bool, len(values)
-            )
+            not_text, unseen = _category_flags(values, known)
             errors.add(
                 not_text,
                 name,
                 "not_text",
                 lambda row, v=values, o=official: f"{o}={v[row]!r} is not text",
-            )
-            unseen = np.fromiter(
-                (isinstance(v, str) and v not in known for v in values), bool, len(values)
             )
             warnings.add(
                 unseen,
@@ -490,3 +485,20 @@ class Champion:
                 log.exception("prediction sink failed")
 
         _SINK_THREAD.submit(deliver)
+
+
+def _category_flags(values: np.ndarray, known: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per value of a category column: not text (neither None nor a str); text the model
+    never saw (not in `known`). Decided once per distinct value (`distinct_rows`)."""
+
+    def flags(value) -> tuple[bool, bool]:
+        is_text = isinstance(value, str)
+        return value is not None and not is_text, is_text and value not in known
+
+    found = distinct_rows(values)
+    if found is None:  # a value that cannot be hashed (a list in JSON): value by value
+        per_row = np.array([flags(v) for v in values], bool).reshape(-1, 2)
+    else:
+        distinct, rows = found
+        per_row = np.array([flags(v) for v in distinct], bool).reshape(-1, 2)[rows]
+    return per_row[:, 0], per_row[:, 1]
