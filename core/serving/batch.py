@@ -310,6 +310,7 @@ class _CsvWriter:
         )
         self.blocks: queue.Queue = queue.Queue(QUEUED_BLOCKS)
         self.failure: BaseException | None = None
+        self.ended = False  # the end of the blocks was taken
         self.thread = threading.Thread(target=self._copy, name="dpe-batch-writer", daemon=True)
 
     def __enter__(self) -> _CsvWriter:
@@ -342,6 +343,7 @@ class _CsvWriter:
     def _queued(self) -> Iterator:
         while (block := self.blocks.get()) is not None:
             yield block
+        self.ended = True
 
     def _copy(self) -> None:
         import duckdb
@@ -354,7 +356,7 @@ class _CsvWriter:
                 con.execute(f"COPY answer TO {_sql_text(self.target)} (HEADER, DELIMITER ',')")
         except BaseException as failure:  # raised in the caller's thread
             self.failure = failure
-            while self.blocks.get() is not None:  # let a waiting `write` go on to the end
+            while not self.ended and self.blocks.get() is not None:  # let `write` go on
                 pass
 
 
