@@ -477,11 +477,16 @@ def _cleaned_blocks(
 
 
 def _numpy(values, text: bool) -> np.ndarray:
-    """An Arrow column as `_answer` takes it: text as objects, None where missing; numbers
-    as floats, NaN where missing."""
-    if text:
-        return values.to_numpy(zero_copy_only=False)
-    return values.to_numpy(zero_copy_only=False).astype(float)
+    """An Arrow column as `_answer` takes it: text as objects, None where missing (one
+    Python string per distinct value: a category column holds few); numbers as floats,
+    NaN where missing."""
+    if not text:
+        return values.to_numpy(zero_copy_only=False).astype(float)
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    distinct = np.append(encoded.dictionary.to_numpy(zero_copy_only=False), None)
+    return distinct[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
 
 
 def _object_column(series: pd.Series) -> np.ndarray:

@@ -147,6 +147,27 @@ def test_a_csv_is_read_in_blocks_and_gives_what_the_whole_frame_gives(
     assert (tmp_path / "out.csv").read_bytes() == to_csv_bytes(whole)
 
 
+def test_a_malformed_row_past_the_first_blocks_names_its_line_and_leaves_no_output(
+    champion, records, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(batch, "CHUNK_VECTORS", 1)  # blocks are predicted and written before
+    lines = records_csv(records * 2, official=True).to_csv(index=False).splitlines()
+    broken = len(lines) - 10
+    lines[broken] = lines[broken].replace(",", ',"', 1)  # a quote never closed
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DpeError, match=rf"in.csv is not a readable CSV: line {broken + 1}: "):
+        predict_csv(champion, source, target)
+    assert not target.exists()
+
+
+def test_an_answer_that_cannot_be_written_is_an_error_not_a_wait(champion, records, tmp_path):
+    source = tmp_path / "in.csv"
+    records_csv(records[:100], official=True).to_csv(source, index=False)
+    with pytest.raises(Exception, match="missing"):
+        predict_csv(champion, source, tmp_path / "missing" / "out.csv")
+
+
 def test_text_cells_a_spreadsheet_would_run_are_neutralised(champion, records, tmp_path):
     notes = ['=HYPERLINK("http://x")', "+cmd", "-2+3", "@SUM(A1)", "\tx", "-12", "+3,5", "ok"]
     frame = records_csv(records[: len(notes)], official=True).assign(note=notes)
