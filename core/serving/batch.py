@@ -59,8 +59,9 @@ PREDICTION_COLUMNS = (
 )
 TEXT_COLUMNS = ("error", "error_code", "warning")  # empty when the row has none
 CHUNK_ROWS = 20_000  # rows predicted at a time: bounds memory, paces progress
-CHUNK_VECTORS = 10  # DuckDB vectors (2,048 rows each) read from a CSV at a time
-QUEUED_BLOCKS = 2  # blocks predicted and waiting for the CSV writer, at most
+CHUNK_VECTORS = 5  # DuckDB vectors (2,048 rows each) read from a CSV at a time
+QUEUED_BLOCKS = 1  # blocks predicted and waiting for the CSV writer, at most
+WRITER_THREADS = 1  # the CSV writer's DuckDB threads
 
 
 class Agreement(TypedDict):
@@ -352,6 +353,7 @@ class _CsvWriter:
         try:
             reader = pa.RecordBatchReader.from_batches(self.schema, self._queued())
             with duckdb.connect() as con:
+                con.execute(f"SET threads = {WRITER_THREADS}")
                 con.register("answer", reader)
                 con.execute(f"COPY answer TO {_sql_text(self.target)} (HEADER, DELIMITER ',')")
         except BaseException as failure:  # raised in the caller's thread
