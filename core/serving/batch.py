@@ -165,7 +165,9 @@ def _predicted(
     result = pd.DataFrame(answer.proba, columns=list(PROBA_COLUMNS))
     result.insert(0, "predicted_label", answer.labels)
     result["label_set"] = np.where(answer.has_set, answer.set_texts, "")
-    result["set_size"] = pd.array(np.where(answer.has_set, answer.set_sizes, None), "Int64")
+    sizes = answer.set_sizes.astype(object)
+    sizes[~answer.has_set] = None
+    result["set_size"] = pd.array(sizes, "Int64")
     for column in TEXT_COLUMNS:
         texts = getattr(answer, column)
         result[column] = np.where(pd.isna(texts), "", texts)
@@ -232,7 +234,7 @@ def _answer(
     return _Answer(
         labels=labels,
         proba=proba,
-        has_set=kept.any(axis=1),
+        has_set=np.asarray(kept.any(axis=1)),
         set_texts=conformal.set_texts(kept),
         set_sizes=kept.sum(axis=1),
         error=messages,
@@ -487,7 +489,8 @@ def _numpy(values, text: bool) -> np.ndarray:
     import pyarrow.compute as pc
 
     encoded = pc.dictionary_encode(values)
-    distinct = np.append(encoded.dictionary.to_numpy(zero_copy_only=False), None)
+    distinct = np.empty(len(encoded.dictionary) + 1, dtype=object)  # the last: None
+    distinct[:-1] = encoded.dictionary.to_numpy(zero_copy_only=False)
     return distinct[encoded.indices.fill_null(len(encoded.dictionary)).to_numpy()]
 
 
