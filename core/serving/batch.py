@@ -39,6 +39,7 @@ from core.data.validation import (
 )
 from core.errors import DpeError
 from core.modeling import conformal
+from core.modeling.encoding import distinct_rows
 from core.progress import Progress, no_progress
 from core.serving.champion import Champion, Prediction
 
@@ -386,6 +387,20 @@ def _answer_schema():
     return pa.schema([(name, types.get(name, pa.string())) for name in PREDICTION_COLUMNS])
 
 
+def _normalised_labels(labels: np.ndarray) -> np.ndarray:
+    """The file's labels trimmed and in capitals, as `_agreement` compares them (each
+    distinct one once)."""
+
+    def normalised(label):
+        return label.strip().upper() if isinstance(label, str) else None
+
+    found = distinct_rows(labels)
+    if found is None:
+        return np.array([normalised(label) for label in labels], dtype=object)
+    distinct, rows = found
+    return np.array([normalised(label) for label in distinct], dtype=object)[rows]
+
+
 class _Tally:
     """`summary`'s counts, gathered a block at a time; the agreement with the file's own
     label when `labelled`."""
@@ -402,9 +417,7 @@ class _Tally:
         self.sets += int(answer.has_set.sum())
         self.set_labels += int(answer.set_sizes[answer.has_set].sum())
         if self.labelled:
-            given = np.array(
-                [v.strip().upper() if isinstance(v, str) else None for v in label], dtype=object
-            )
+            given = _normalised_labels(label)
             compared = np.isin(given, LABELS) & (answer.labels != None)  # noqa: E711
             self.compared += int(compared.sum())
             self.same += int((given[compared] == answer.labels[compared]).sum())

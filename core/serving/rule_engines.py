@@ -59,9 +59,9 @@ def _inputs(columns: Mapping[str, np.ndarray], fields) -> tuple[np.ndarray, np.n
 
 def _distinct(values: np.ndarray) -> tuple[list, np.ndarray]:
     """The distinct values (in order of appearance) and each row's index among them."""
-    index: dict = {}
-    rows = np.fromiter((index.setdefault(v, len(index)) for v in values), np.intp, len(values))
-    return list(index), rows
+    items = list(values)
+    index = {value: i for i, value in enumerate(dict.fromkeys(items))}  # C loops, not Python
+    return list(index), np.fromiter(map(index.__getitem__, items), np.intp, len(items))
 
 
 def _families(distinct: list, rows: np.ndarray, family_of: Callable) -> tuple[list, np.ndarray]:
