@@ -6,10 +6,11 @@ in A..G order joined by `|`, e.g. `C|D`; empty when the champion has no calibrat
 `set_size`, `error` (why the row was not predicted: messages joined by `; `), `error_code`
 (their codes, `core.data.validation.ERROR_CODES`, joined by `|` in the same order) and
 `warning` (it was, setting aside a category the model never saw). `predict_csv` does the
-same from a CSV to a CSV (UTF-8, `,`), reading `CHUNK_VECTORS` blocks of rows at a time
-through DuckDB, which also copies the columns a prediction does not read. Text cells a
-spreadsheet would run as formulas, column names
-included, are neutralised in what is written (`core.data.csv_cells`).
+same from a CSV to a CSV (UTF-8, `,`) in one pass: DuckDB reads and cleans blocks of
+`CHUNK_VECTORS` vectors, handed over as Arrow with the columns a prediction does not read,
+and another DuckDB connection writes each block while the next is predicted. Text cells a
+spreadsheet would run as formulas, column names included, are neutralised in what is
+written (`core.data.csv_cells`).
 """
 
 from __future__ import annotations
