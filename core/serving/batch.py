@@ -61,7 +61,7 @@ PREDICTION_COLUMNS = (
 )
 TEXT_COLUMNS = ("error", "error_code", "warning")  # empty when the row has none
 CHUNK_ROWS = 20_000  # rows predicted at a time: bounds memory, paces progress
-CHUNK_VECTORS = 5  # DuckDB vectors (2,048 rows each) read from a CSV at a time
+CHUNK_VECTORS = 2  # DuckDB vectors (2,048 rows each) read from a CSV at a time
 QUEUED_BLOCKS = 1  # blocks predicted and waiting for the CSV writer, at most
 WRITER_THREADS = 1  # the CSV writer's DuckDB threads
 
