@@ -36,7 +36,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         created = datetime.fromtimestamp(record.created, UTC).isoformat()
-        line = {
+        line: dict[str, object] = {
             "event": record.getMessage(),
             "timestamp": created.replace("+00:00", "Z"),
             "level": record.levelname.lower(),
