@@ -129,8 +129,7 @@ def test_a_quick_start_serves_a_rule_model_as_the_checked_champion_does(
 
 
 def test_the_quick_start_of_the_default_family_imports_neither_sklearn_nor_pandas(settings, data):
-    """Nor skops, scipy, pydantic.v1 (api/__init__.py) or rich (api.logs): a cold start's
-    imports."""
+    """Nor skops, scipy or rich (api.logs): a cold start's imports."""
     pipeline = fitted(data, "sector-scale", "with-consumption")
     publish_champion(settings, pipeline, 1)
     code = (
@@ -138,7 +137,7 @@ def test_the_quick_start_of_the_default_family_imports_neither_sklearn_nor_panda
         "from core.serving.champion import serving_champions; "
         "from core.tracking.champion_store import read_manifest; "
         "from core.storage import Store; "
-        "HEAVY = {'sklearn', 'pandas', 'scipy', 'skops', 'pydantic.v1', 'rich'}; "
+        "HEAVY = {'sklearn', 'pandas', 'scipy', 'skops', 'rich'}; "
         f"store = Store(Settings(_env_file=None, home={str(settings.home)!r})); "
         "champion = next(serving_champions(read_manifest(store), store)); "
         "results = champion.predict(json.load(sys.stdin)); "
