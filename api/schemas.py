@@ -5,11 +5,18 @@ or `"12"` in a number field is a 422 naming the field): bounds and categories ar
 model's to judge, so a well-formed record it cannot take is answered in a 200 with its error
 rather than rejected with a 422 (`core.serving.champion` validates). Keys that are no record field
 are passed on, for the prediction to warn about them.
+
+Speed: a request's records are taken as they are when each is an object (`PredictRequest`
+checks the envelope only); `api.routers.predict` then reads them as columns, whose value
+types tell at once whether any record breaks its `Record` type, and only then validates
+them in full (`validate_records`), for the same 422 as ever. Validating 1,000 records one
+by one here took a fifth of a 1,000-record request.
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, WrapValidator
 from typing_extensions import TypedDict
 
 from api.errors import STATUS_CODES
@@ -63,8 +70,17 @@ Record.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
 )
 
 
+def _objects_as_given(records: Any, validate: Callable[[Any], list]) -> Any:
+    """Records that are all objects, as they are (see the module's doc); else in full."""
+    if type(records) is list and records and all(type(r) is dict for r in records):
+        return records
+    return validate(records)
+
+
 class PredictRequest(BaseModel):
-    records: list[Record] = Field(min_length=1, description="1 to DPE_MAX_BATCH_ROWS records")
+    records: Annotated[list[Record], WrapValidator(_objects_as_given)] = Field(
+        min_length=1, description="1 to DPE_MAX_BATCH_ROWS records"
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -73,6 +89,15 @@ class PredictRequest(BaseModel):
             ]
         }
     )
+
+
+_RECORDS = TypeAdapter(list[Record])
+
+
+def validate_records(records: list[dict]) -> list[Record]:
+    """Records validated field by field against `Record` (ValidationError naming each
+    problem by the record's index and its field)."""
+    return _RECORDS.validate_python(records)
 
 
 class RecordProblem(BaseModel):

@@ -40,6 +40,7 @@ import numpy as np
 from core.config import Settings
 from core.data.schema import LABELS, RECORD_FIELDS
 from core.data.validation import (
+    MESSAGE_SEPARATOR,
     Problem,
     RowErrors,
     RowWarnings,
@@ -53,10 +54,11 @@ from core.modeling import conformal
 from core.modeling.encoding import FieldEncoding
 from core.serving.light_reader import LightForest, read_light
 from core.serving.records import (
+    RecordColumns,
     check_keys,
-    columns_of,
     fields_frame,
     frame_columns,
+    read_records,
     snake_case_record,
     synthetic_records,
     unseen_category,
@@ -75,6 +77,7 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-6  # largest difference to sklearn's probabilities a fast engine may show
 SMALL_BATCH = 64  # up to this many rows, the compiled model is faster than sklearn
 VERIFY_ROWS = 300  # synthetic records engines are checked on at load: > PARALLEL_ROWS
+_TEXT_TYPES = frozenset({str, type(None)})
 
 
 class Prediction(TypedDict):
@@ -243,6 +246,7 @@ class Champion:
             and RECORD_FIELDS[name].kind == "category"
             and entry.get("categories") is not None
         }
+        self._known_or_missing = {name: known | {None} for name, known in self._categories.items()}
         numbers = [name for name, spec in RECORD_FIELDS.items() if spec.kind != "category"]
         self._spec_checks = {name: spec_checks(name) for name in numbers}
         self._schema_checks = {name: schema_checks(name, schema.get(name)) for name in numbers}
@@ -385,6 +389,7 @@ class Champion:
         client: str | None = None,
         request_id: str | None = None,
         max_keys: int | None = None,
+        columns: RecordColumns | None = None,
     ) -> list[Prediction]:
         """One `Prediction` per record (`client` and `request_id` go to the sink only).
 
@@ -393,36 +398,53 @@ class Champion:
         `max_keys` keys) gets label and probabilities None and an error naming the field
         and the reason; the others are predicted exactly as if each came alone, with
         `warnings` naming what was set aside (unknown keys, categories the model never saw).
+        `columns`: the records as `read_records` gives them, when the caller read them.
         """
-        columns, floats, not_numbers = columns_of([snake_case_record(record) for record in records])
+        values, floats, not_numbers, _ = columns or read_records(records)
         errors, warnings = RowErrors(len(records)), RowWarnings(len(records))
         check_keys(records, errors, warnings, max_keys)
-        self.check(columns, floats, errors, warnings, self._spec_checks, not_numbers)
-        messages = errors.messages()
-        inputs = {**columns, **floats}
-        valid = np.flatnonzero([message is None for message in messages])
+        self.check(values, floats, errors, warnings, self._spec_checks, not_numbers)
+        inputs = {**values, **floats}
+        valid = np.ones(len(records), dtype=bool)
+        valid[list(errors.rows)] = False
         selected = {name: inputs[name][valid] for name in RECORD_FIELDS}
-        proba = self.columns_proba(selected) if len(valid) else np.zeros((0, len(LABELS)))
-        results = [
-            Prediction(
-                label=None,
-                label_set=None,
-                probabilities=None,
-                error=message,
-                errors=errors.rows.get(row, []),
-                warnings=warnings.rows.get(row, []),
-            )
-            for row, message in enumerate(messages)
-        ]
-        labels = self.labels_of(proba).tolist()
-        sets = self.label_sets(proba, labels)
-        for row, label, kept, probabilities in zip(
-            valid.tolist(), labels, sets, proba.tolist(), strict=True
-        ):
-            results[row]["label"] = label
-            results[row]["label_set"] = kept
-            results[row]["probabilities"] = dict(zip(LABELS, probabilities, strict=True))
+        proba = self.columns_proba(selected) if valid.any() else np.zeros((0, len(LABELS)))
+        results = self._predictions(proba, errors, warnings)
         self.hand_to_sink(inputs, lambda: results, source, client, request_id)
+        return results
+
+    def _predictions(
+        self, proba: np.ndarray, errors: RowErrors, warnings: RowWarnings
+    ) -> list[Prediction]:
+        """Each record's answer: from its row of `proba` (the records without errors, in
+        order), else its errors."""
+        labels = self.labels_of(proba).tolist()
+        answers = zip(labels, self.label_sets(proba, labels), proba.tolist(), strict=True)
+        found, warned = errors.rows, warnings.rows
+        results: list[Prediction] = []
+        for row in range(errors.n):
+            problems = found.get(row)
+            if problems is None:
+                label, kept, probabilities = next(answers)
+                answer = Prediction(
+                    label=label,
+                    label_set=kept,
+                    probabilities=dict(zip(LABELS, probabilities, strict=True)),
+                    error=None,
+                    errors=[],
+                    warnings=warned.get(row, []),
+                )
+            else:
+                message = MESSAGE_SEPARATOR.join(problem["message"] for problem in problems)
+                answer = Prediction(
+                    label=None,
+                    label_set=None,
+                    probabilities=None,
+                    error=message,
+                    errors=problems,
+                    warnings=warned.get(row, []),
+                )
+            results.append(answer)
         return results
 
     def check(
@@ -445,18 +467,23 @@ class Champion:
             add_number_errors(errors, name, values, numbers, not_number, checks)
         for name, known in self._categories.items():
             values, official = columns[name], RECORD_FIELDS[name].official
-            not_text = np.fromiter(
-                (v is not None and not isinstance(v, str) for v in values), bool, len(values)
-            )
-            errors.add(
-                not_text,
-                name,
-                "not_text",
-                lambda row, v=values, o=official: f"{o}={v[row]!r} is not text",
-            )
-            unseen = np.fromiter(
-                (isinstance(v, str) and v not in known for v in values), bool, len(values)
-            )
+            if set(map(type, values)) <= _TEXT_TYPES:  # JSON's text and null: in C, by set
+                unseen = ~np.fromiter(
+                    map(self._known_or_missing[name].__contains__, values), bool, len(values)
+                )
+            else:
+                not_text = np.fromiter(
+                    (v is not None and not isinstance(v, str) for v in values), bool, len(values)
+                )
+                errors.add(
+                    not_text,
+                    name,
+                    "not_text",
+                    lambda row, v=values, o=official: f"{o}={v[row]!r} is not text",
+                )
+                unseen = np.fromiter(
+                    (isinstance(v, str) and v not in known for v in values), bool, len(values)
+                )
             warnings.add(
                 unseen,
                 lambda row, v=values, o=official, k=known: unseen_category(o, v[row], k),
