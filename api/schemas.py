@@ -41,6 +41,16 @@ PROBABILITIES_EXAMPLE: dict[str, Any] = dict(
 )
 
 
+# What a Record's `str_strip_whitespace` strips off text: Unicode White_Space (pydantic-core
+# trims as Rust does), which is str.strip()'s white space but \x1c-\x1f. Records taken as
+# given (see the module's doc) have their text stripped of it when read as columns.
+STRIPPED = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+
+
 def _field(spec):
     # Integers are numbers here: 1990.5 is the model's to refuse (200 + error), as in a CSV.
     # Strict: pydantic would otherwise read `false` as 0.0 and "12" as 12.0.

@@ -20,7 +20,13 @@ from api.auth import check_predict_token, client_identity
 from api.deps import ChampionDep, SettingsDep, count_refusal
 from api.json_limits import read_limited
 from api.logs import REQUEST_ID
-from api.schemas import PredictRequest, PredictResponse, Problem, validate_records
+from api.schemas import (
+    STRIPPED,
+    PredictRequest,
+    PredictResponse,
+    Problem,
+    validate_records,
+)
 from core import tempfiles
 from core.config import Settings
 from core.errors import DpeError
@@ -179,7 +185,7 @@ def _predictions(
 ) -> list[Prediction]:
     """`champion.predict(records)`, the records read as columns here: their value types tell
     at once if any breaks the `Record` schema (api.schemas), which then names the problems."""
-    columns = read_records(records, blanks=None)  # text stripped as the schema strips it
+    columns = read_records(records, blanks=STRIPPED)  # text stripped as the schema strips it
     if not columns.typed:
         records, columns = _validated(records), None
     return champion.predict(records, source="api", max_keys=max_keys, columns=columns, **who)

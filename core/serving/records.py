@@ -52,17 +52,17 @@ class RecordColumns(NamedTuple):
     typed: bool
 
 
-def read_records(records: Sequence[Mapping], blanks: str | None = BLANKS) -> RecordColumns:
+def read_records(records: Sequence[Mapping], blanks: str = BLANKS) -> RecordColumns:
     """`columns_of` records with snake_case or official ADEME names."""
     return columns_of([snake_case_record(record) for record in records], blanks)
 
 
-def columns_of(records: Sequence[Mapping], blanks: str | None = BLANKS) -> RecordColumns:
-    """Each record field as an object array: text stripped of `blanks` (None: all Unicode
-    white space, as the API's schema strips it); blank text, None, NaN and NA are missing
-    (None), as an empty CSV cell is. Also, per number field, its floats (NaN when missing
-    or not a number) and where a value is not a number. Columns holding only what JSON
-    gives (numbers, text, null) take a fast path; any other value the general one."""
+def columns_of(records: Sequence[Mapping], blanks: str = BLANKS) -> RecordColumns:
+    """Each record field as an object array: text stripped of `blanks`; blank text, None,
+    NaN and NA are missing (None), as an empty CSV cell is. Also, per number field, its
+    floats (NaN when missing or not a number) and where a value is not a number. Columns
+    holding only what JSON gives (numbers, text, null) take a fast path; any other value
+    the general one."""
     columns, floats, not_numbers = {}, {}, {}
     typed = True
     for name, spec in RECORD_FIELDS.items():
