@@ -4,6 +4,7 @@ per record, whatever the route (core.serving.champion, core.serving.batch)."""
 import json
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Annotated, Any
 
@@ -181,17 +182,17 @@ async def predict(
 
 
 def _predictions(
-    champion: Champion, records: list[dict], max_keys: int, who: dict
+    champion: Champion, records: Sequence[Mapping], max_keys: int, who: dict
 ) -> list[Prediction]:
     """`champion.predict(records)`, the records read as columns here: their value types tell
     at once if any breaks the `Record` schema (api.schemas), which then names the problems."""
     columns = read_records(records, blanks=STRIPPED)  # text stripped as the schema strips it
-    if not columns.typed:
-        records, columns = _validated(records), None
-    return champion.predict(records, source="api", max_keys=max_keys, columns=columns, **who)
+    if columns.typed:
+        return champion.predict(records, "api", max_keys=max_keys, columns=columns, **who)
+    return champion.predict(_validated(records), "api", max_keys=max_keys, **who)
 
 
-def _validated(records: list[dict]) -> list:
+def _validated(records: Sequence[Mapping]) -> Sequence[Mapping]:
     """`records` validated in full: RequestValidationError (422) as FastAPI raises it."""
     try:
         return validate_records(records)
