@@ -32,6 +32,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypedDict
 
@@ -409,43 +410,43 @@ class Champion:
         valid[list(errors.rows)] = False
         selected = {name: inputs[name][valid] for name in RECORD_FIELDS}
         proba = self.columns_proba(selected) if valid.any() else np.zeros((0, len(LABELS)))
-        results = self._predictions(proba, errors, warnings)
+        results = self._predictions(proba, valid, errors, warnings)
         self.hand_to_sink(inputs, lambda: results, source, client, request_id)
         return results
 
     def _predictions(
-        self, proba: np.ndarray, errors: RowErrors, warnings: RowWarnings
+        self, proba: np.ndarray, valid: np.ndarray, errors: RowErrors, warnings: RowWarnings
     ) -> list[Prediction]:
-        """Each record's answer: from its row of `proba` (the records without errors, in
-        order), else its errors."""
+        """Each record's answer: the `valid` ones' from their rows of `proba`, in order; the
+        others' from their errors. Dict literals, C-level maps: 1,000 answers in ~0.5 ms."""
         labels = self.labels_of(proba).tolist()
-        answers = zip(labels, self.label_sets(proba, labels), proba.tolist(), strict=True)
-        found, warned = errors.rows, warnings.rows
-        results: list[Prediction] = []
-        for row in range(errors.n):
-            problems = found.get(row)
-            if problems is None:
-                label, kept, probabilities = next(answers)
-                answer = Prediction(
-                    label=label,
-                    label_set=kept,
-                    probabilities=dict(zip(LABELS, probabilities, strict=True)),
-                    error=None,
-                    errors=[],
-                    warnings=warned.get(row, []),
-                )
-            else:
-                message = MESSAGE_SEPARATOR.join(problem["message"] for problem in problems)
-                answer = Prediction(
-                    label=None,
-                    label_set=None,
-                    probabilities=None,
-                    error=message,
-                    errors=problems,
-                    warnings=warned.get(row, []),
-                )
-            results.append(answer)
-        return results
+        sets = self.label_sets(proba, labels)
+        probabilities = map(dict, map(zip, repeat(LABELS), proba.tolist()))
+        rows, warned = np.flatnonzero(valid).tolist(), warnings.rows
+        predicted: list[Prediction] = [
+            {
+                "label": label,
+                "label_set": kept,
+                "probabilities": by_label,
+                "error": None,
+                "errors": [],
+                "warnings": warned.get(row, []),
+            }
+            for row, label, kept, by_label in zip(rows, labels, sets, probabilities, strict=True)
+        ]
+        if not errors.rows:
+            return predicted
+        by_row = dict(zip(rows, predicted, strict=True))
+        for row, problems in errors.rows.items():
+            by_row[row] = {
+                "label": None,
+                "label_set": None,
+                "probabilities": None,
+                "error": MESSAGE_SEPARATOR.join(problem["message"] for problem in problems),
+                "errors": problems,
+                "warnings": warned.get(row, []),
+            }
+        return [by_row[row] for row in range(errors.n)]
 
     def check(
         self,
