@@ -55,6 +55,7 @@ from core.modeling import conformal
 from core.modeling.encoding import FieldEncoding
 from core.serving.light_reader import LightForest, read_light
 from core.serving.records import (
+    TEXT_TYPES,
     RecordColumns,
     check_keys,
     fields_frame,
@@ -78,7 +79,6 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-6  # largest difference to sklearn's probabilities a fast engine may show
 SMALL_BATCH = 64  # up to this many rows, the compiled model is faster than sklearn
 VERIFY_ROWS = 300  # synthetic records engines are checked on at load: > PARALLEL_ROWS
-_TEXT_TYPES = frozenset({str, type(None)})
 
 
 class Prediction(TypedDict):
@@ -418,7 +418,8 @@ class Champion:
         self, proba: np.ndarray, valid: np.ndarray, errors: RowErrors, warnings: RowWarnings
     ) -> list[Prediction]:
         """Each record's answer: the `valid` ones' from their rows of `proba`, in order; the
-        others' from their errors. Dict literals, C-level maps: 1,000 answers in ~0.5 ms."""
+        others' from their errors. Dict literals and C-level maps: for 1,000 records, the
+        answers' 5,000 dicts and lists are among the costliest things a request builds."""
         labels = self.labels_of(proba).tolist()
         sets = self.label_sets(proba, labels)
         probabilities = map(dict, map(zip, repeat(LABELS), proba.tolist()))
@@ -468,7 +469,7 @@ class Champion:
             add_number_errors(errors, name, values, numbers, not_number, checks)
         for name, known in self._categories.items():
             values, official = columns[name], RECORD_FIELDS[name].official
-            if set(map(type, values)) <= _TEXT_TYPES:  # JSON's text and null: in C, by set
+            if set(map(type, values)) <= TEXT_TYPES:  # JSON's text and null: in C, by set
                 unseen = ~np.fromiter(
                     map(self._known_or_missing[name].__contains__, values), bool, len(values)
                 )

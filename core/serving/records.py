@@ -38,7 +38,7 @@ _SORTED_KEYS = sorted(_KNOWN_KEYS)
 MAX_NAMED_KEYS = 10  # unknown keys a record's message names; the others are counted
 MAX_SHOWN_KEY = 64  # characters of an unknown key a message shows (field names: 33 at most)
 _NUMBER_TYPES = frozenset({float, int, type(None)})
-_TEXT_TYPES = frozenset({str, type(None)})
+TEXT_TYPES = frozenset({str, type(None)})  # what JSON text values are: text or null
 
 
 class RecordColumns(NamedTuple):
@@ -77,8 +77,8 @@ def columns_of(records: Sequence[Mapping], blanks: str = BLANKS) -> RecordColumn
             columns[name], floats[name] = values, numbers
             not_numbers[name] = np.zeros(len(raw), dtype=bool)
             continue
-        typed = typed and not number and types <= _TEXT_TYPES
-        if types <= _TEXT_TYPES:  # as clean() reads a CSV cell (validation.trimmed, inlined)
+        typed = typed and not number and types <= TEXT_TYPES
+        if types <= TEXT_TYPES:  # as clean() reads a CSV cell (validation.trimmed, inlined)
             values[:] = [v if v is None else v.strip(blanks) or None for v in raw]
         else:
             values[:] = [v.strip(blanks) or None if isinstance(v, str) else v for v in raw]
