@@ -313,7 +313,7 @@ def _open_source(settings, source: str, limit, progress: Progress, stack) -> _So
     label = str(Path(source).resolve())
     if kind == "json":
         return _records_source(sources.read_json_pages(Path(source)), label)
-    progress(0.0, "checking the file's encoding")  # all of it is read: seconds for 500 MB
+    progress(0.0, "checking the file's encoding")  # all of it is decoded: ~0.5 s for 500 MB
     path = stack.enter_context(csv_source.utf8_csv_file(source, label))
     scan, columns, delimiter = csv_source.csv_scan(path, label)
     if not csv_source.has_data_lines(path):

@@ -10,10 +10,12 @@ is `core.data.ingest`'s.
 import codecs
 import json
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from core.errors import DpeError, InvalidInput
+
+if TYPE_CHECKING:  # loaded for API records only: a CSV ingest never needs pandas
+    import pandas as pd
 
 SNIFF_BYTES = 64 * 1024
 
@@ -106,8 +108,10 @@ def _as_text(value):
     return json.dumps(value, ensure_ascii=False)  # a nested object or list
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
+def records_frame(records: list[dict]) -> "pd.DataFrame":
     """API records as a frame of text columns (raw records are stored as text)."""
+    import pandas as pd
+
     return pd.DataFrame.from_records(
         [{key: _as_text(value) for key, value in record.items()} for record in records]
     )

@@ -26,15 +26,18 @@ import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pandas as pd
 
 from core.config import Settings
 from core.data.schema import COLUMNS, LABELS, RECORD_FIELDS
 from core.data.validation import clean_sql
 from core.errors import DpeError, NotFound, Unavailable
 from core.storage import Store
+
+if TYPE_CHECKING:  # loaded where frames are made: an ingest never needs pandas
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +194,8 @@ def _committed_copy(settings: Settings) -> duckdb.DuckDBPyConnection:
     committed = settings.home / COMMITTED_FILE
     if not committed.exists():
         raise Unavailable(f"{BUSY} (nothing committed to show meanwhile)")
+    import pandas as pd
+
     tables = json.loads(committed.read_text(encoding="utf-8"))
     con = duckdb.connect()
     con.execute(f"ATTACH ':memory:' AS {COMMITTED_COPY}; USE {COMMITTED_COPY}")
@@ -281,8 +286,10 @@ def version_info(settings: Settings, version: str | None = None) -> dict:
     return rows[0]
 
 
-def load_dataset(settings: Settings, version: str | None = None) -> tuple[dict, pd.DataFrame]:
+def load_dataset(settings: Settings, version: str | None = None) -> tuple[dict, "pd.DataFrame"]:
     """A dataset version's info and its cleaned rows, read from the Parquet snapshot."""
+    import pandas as pd
+
     info = version_info(settings, version)
     store = Store(settings)
     path = snapshot_path(info["version"])

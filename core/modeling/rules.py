@@ -7,6 +7,13 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from core.modeling.rule_state import (
+    MIN_CONFIDENCE,
+    SCALE_FAMILIES,
+    RuleState,
+    ScaleMixtureState,
+    SectorScaleState,
+)
 from core.modeling.scales import (
     FAMILIES,
     LABELS,
@@ -17,10 +24,8 @@ from core.modeling.scales import (
     sector_key,
 )
 
-MIN_CONFIDENCE = 0.5  # a label predicted with less would not be the argmax for sure
 
-
-class RuleClassifier(ClassifierMixin, BaseEstimator):
+class RuleClassifier(RuleState, ClassifierMixin, BaseEstimator):
     """The regulation as a model: the energy scale of the building's sector applied to its
     consumption. Without a consumption it answers the training set's most frequent label.
 
@@ -55,7 +60,7 @@ class RuleClassifier(ClassifierMixin, BaseEstimator):
         return labels
 
 
-class SectorScaleClassifier(ClassifierMixin, BaseEstimator):
+class SectorScaleClassifier(SectorScaleState, ClassifierMixin, BaseEstimator):
     """The official scales, with the scale of each sector learned from the labels.
 
     The regulation assigns each sector a scale, but diagnosticians often use another one:
@@ -105,11 +110,6 @@ class SectorScaleClassifier(ClassifierMixin, BaseEstimator):
         self.prior_ = counts / max(counts.sum(), 1.0)
         return self
 
-    def family(self, secteur_activite: str | None) -> str:
-        """The scale this model applies to a sector."""
-        found = self.family_by_sector_.get(sector_key(secteur_activite))
-        return found or family_for_sector(secteur_activite)
-
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         conso = pd.to_numeric(X["conso_kwhep_m2_an"], errors="coerce").to_numpy(dtype=float)
         sectors = list(X["secteur_activite"])
@@ -131,12 +131,11 @@ class SectorScaleClassifier(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-SCALE_FAMILIES = tuple(FAMILIES)
 EM_STEPS = 50  # EM iterations of the scale shares (they settle in ~20 on the sample)
 MONOTONE_STEP = 0.1  # weight moved to the most used scale while a mix is not monotone
 
 
-class ScaleMixtureClassifier(ClassifierMixin, BaseEstimator):
+class ScaleMixtureClassifier(ScaleMixtureState, ClassifierMixin, BaseEstimator):
     """The official scales, with how often the labels follow each one, per sector.
 
     With the consumption known, the label is its class on one of the four official scales; the
@@ -196,15 +195,6 @@ class ScaleMixtureClassifier(ClassifierMixin, BaseEstimator):
         pseudo = self.prior * np.asarray(self.overall_shares_)
         pseudo[SCALE_FAMILIES.index(family)] += self.regulation
         return pseudo
-
-    def sector_shares(self, secteur_activite: str | None) -> tuple[dict[str, float], int]:
-        """P(scale | sector) as {scale: share}, and the training records that taught it (0
-        for a sector never seen: its shares are the scales' overall use)."""
-        key = sector_key(secteur_activite)
-        shares = self.shares_.get(key) if key is not None else None
-        if shares is None:
-            shares = self.unseen_shares_[family_for_sector(secteur_activite)]
-        return dict(zip(SCALE_FAMILIES, shares, strict=True)), self.records_.get(key, 0)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         conso = pd.to_numeric(X["conso_kwhep_m2_an"], errors="coerce").to_numpy(dtype=float)

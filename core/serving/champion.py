@@ -21,7 +21,7 @@ DataFrame built. Each is checked against `pipeline.predict_proba` at load time a
 dropped, with a warning, if it differs by more than `TOLERANCE`.
 
 Start-up. This module imports neither sklearn nor pandas at the top: `serving_champions`
-first reads a forest pipeline's skops file without them (`core.serving.light_reader`), and a
+first reads a forest or rule pipeline's skops file without them (`core.serving.light_reader`), and a
 server answers with that, then loads the same download through skops (`api.state`).
 """
 
@@ -53,7 +53,7 @@ from core.data.validation import (
 from core.errors import DpeError
 from core.modeling import conformal
 from core.modeling.encoding import FieldEncoding
-from core.serving.light_reader import LightForest, read_light
+from core.serving.light_reader import LightPipeline, read_light
 from core.serving.records import (
     TEXT_TYPES,
     RecordColumns,
@@ -65,7 +65,7 @@ from core.serving.records import (
     synthetic_records,
     unseen_category,
 )
-from core.serving.rule_engines import ColumnsEngine, checked_rule_engine
+from core.serving.rule_engines import ColumnsEngine, checked_rule_engine, rule_engine
 from core.storage import Store
 from core.tracking import champion_store
 from core.tracking.champion_store import Manifest
@@ -149,8 +149,9 @@ def serving_champions(
 ) -> Iterator[Champion]:
     """The champion as a server that must answer at once serves it, from one download: first
     quick (a RandomForest or ExtraTrees pipeline's skops file read without sklearn, its trees
-    walked by numpy, not checked yet, `core.serving.light_reader`; any other model in plain
-    sklearn), then with its fast engines checked."""
+    walked by numpy, or a rule model's state served by its numpy engine, not checked yet,
+    `core.serving.light_reader`; any other model in plain sklearn), then with its fast
+    engines checked."""
     files = champion_store.download(store, manifest)
     skops_file = manifest.model_file.endswith(".skops")  # a legacy pickle is read in full
     light = read_light(files[manifest.model_file]) if skops_file else None
@@ -271,22 +272,27 @@ class Champion:
         if not set(classes) <= set(LABELS):
             raise DpeError(f"the champion predicts classes {classes}, not labels A–G")
         self._class_columns = [LABELS.index(c) for c in classes]
-        self._small = self._large = self._classifier.predict_proba
         self._columns_engine: ColumnsEngine | None = None  # a rule model's, on columns
-        self.light = isinstance(self._classifier, LightForest)
-        engine = "numpy-forest, not checked yet" if self.light else "sklearn"
+        self.light = isinstance(self.pipeline, LightPipeline)
+        found = rule_engine(self.pipeline) if self.light and self._encoder is None else None
+        if found is not None:  # a light rule model: its numpy engine, not checked yet
+            engine, self._columns_engine = found
+        else:
+            self._small = self._large = self._classifier.predict_proba
+            engine = "numpy-forest" if self.light else "sklearn"
+        engine += ", not checked yet" if self.light else ""
         self.engines = {"small": engine, "large": engine}
 
     def compile(self) -> None:
         """Swap in the fast engines (see the module's doc) that give sklearn's probabilities,
         within TOLERANCE, on the input example and synthetic records; drop the others."""
+        if self.light:  # a light champion has no sklearn to check
+            return
         if self._encoder is None:  # a rule model: its numpy engine, checked, on columns
             found = checked_rule_engine(self.pipeline, self._example, TOLERANCE, VERIFY_ROWS)
             if found is not None:
                 name, self._columns_engine = found
                 self.engines = {"small": name, "large": name}
-            return
-        if self.light:  # a light champion has no sklearn to check
             return
         from core.serving.engines import fast_engines  # numba: imported once a model is served
 
@@ -319,7 +325,7 @@ class Champion:
     def labels_of(self, proba: np.ndarray) -> np.ndarray:
         """The label of each row of probabilities, as the model itself decides it (the scale
         model answers the median class, which stays monotone in the consumption)."""
-        if self.light:  # a forest: the most probable label
+        if self.light:  # a forest or a rule model: the most probable label
             return np.array(LABELS, dtype=object)[np.argmax(proba, axis=1)]
         from core.modeling.models import (
             label_index_from_proba,  # sklearn is loaded: the pipeline is
@@ -359,6 +365,8 @@ class Champion:
             return np.zeros((0, len(LABELS)))
         frame = fields_frame(records)
         if self._encoder is None:
+            if self.light:  # a light rule model has its numpy engine only
+                return self.columns_proba(frame_columns(frame))
             return self._all_labels(self._classifier.predict_proba(frame))
         return self._engine_proba(self._encoder.transform_columns(frame_columns(frame)))
 

@@ -1,4 +1,4 @@
-"""Reading a forest pipeline's skops file without sklearn, for the API's quick start.
+"""Reading a forest or rule pipeline's skops file without sklearn, for the API's quick start.
 
 Importing sklearn (with scipy and pandas) takes ~1.2 s, and skops imports it: most of a
 server's cold start. A skops file is a zip of `schema.json` (a tree of nodes: objects,
@@ -7,9 +7,11 @@ RandomForest/ExtraTrees pipeline this module reads that tree with `json` and the
 `numpy.load(allow_pickle=False)`, builds only the classes below (the encoder's state, the
 estimators' attributes, the trees' arrays), checks every tree as a full load does
 (`core.tracking.tree_checks`) and hands the arrays to a numpy walk of the trees
-(`core.serving.forest_arrays.NumpyForest`: nothing more to import). Any other node or
-class ends the light read (None): the full load (`core.tracking.model_format`) then reads
-the file, or refuses it.
+(`core.serving.forest_arrays.NumpyForest`: nothing more to import). A `RecordFrame` + rule
+model pipeline (`rules`, `sector-scale`) is read the same way into the rule models' state
+(`core.modeling.rule_state`), tried on check records by its numpy engine
+(`core.serving.rule_engines`), which serves it. Any other node or class ends the light
+read (None): the full load (`core.tracking.model_format`) then reads the file, or refuses it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from core.data.schema import LABELS
 from core.modeling.encoding import FieldEncoding
+from core.modeling.rule_state import RuleState, ScaleMixtureState, SectorScaleState
 from core.serving.forest_arrays import NumpyForest
+from core.serving.records import columns_of
+from core.serving.rule_engines import check_records, rule_engine
 from core.tracking.tree_checks import tree_arrays_problem
 
 
@@ -32,6 +38,16 @@ class _Attributes:
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
+
+
+class LightPipeline(_Attributes):
+    """An sklearn `Pipeline` read without sklearn: its `steps`, and its classifier's classes."""
+
+    steps: list
+
+    @property
+    def classes_(self):
+        return self.steps[-1][1].classes_
 
 
 class _TreeArrays:
@@ -58,13 +74,18 @@ class LightForest:
 
 
 _LIGHT_CLASSES: dict[tuple[str, str], type] = {
-    ("sklearn.pipeline", "Pipeline"): _Attributes,
+    ("sklearn.pipeline", "Pipeline"): LightPipeline,
     ("sklearn.ensemble._forest", "RandomForestClassifier"): _Attributes,
     ("sklearn.ensemble._forest", "ExtraTreesClassifier"): _Attributes,
     ("sklearn.tree._classes", "DecisionTreeClassifier"): _Attributes,
     ("sklearn.tree._classes", "ExtraTreeClassifier"): _Attributes,
     ("core.modeling.features", "RecordEncoder"): FieldEncoding,
+    ("core.modeling.models", "RecordFrame"): _Attributes,
+    ("core.modeling.rules", "RuleClassifier"): RuleState,
+    ("core.modeling.rules", "SectorScaleClassifier"): SectorScaleState,
+    ("core.modeling.rules", "ScaleMixtureClassifier"): ScaleMixtureState,
 }
+CHECK_ROWS = 100  # check records a rule model's engine must answer before it serves
 _KEY_TYPES = {"str": str, "int": int, "float": float}
 
 
@@ -140,20 +161,34 @@ class _SkopsReader:
         return tree
 
 
-def read_light(data: bytes) -> Any | None:
-    """The skops pipeline in `data`, if it is `RecordEncoder` then a single-output forest
-    whose trees pass the checks, with the forest walked by numpy, without importing
-    sklearn or numba; else None."""
+def read_light(data: bytes) -> LightPipeline | None:
+    """The skops pipeline in `data`, without importing sklearn, pandas or numba, if it is
+    `RecordEncoder` then a single-output forest whose trees pass the checks (the forest
+    walked by numpy), or `RecordFrame` then a rule model whose numpy engine answers check
+    records; else None."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             pipeline = _SkopsReader(archive).read(json.loads(archive.read("schema.json")))
-        (_, encoder), (_, forest) = pipeline.steps
-        if not isinstance(encoder, FieldEncoding) or _forest_problem(forest):
-            return None
+        (_, head), (_, classifier) = pipeline.steps
+        if isinstance(head, FieldEncoding) and not _forest_problem(classifier):
+            pipeline.steps = [("encode", head), ("classify", LightForest(classifier))]
+            return pipeline
+        if not isinstance(head, FieldEncoding) and _rules_answer(pipeline):
+            return pipeline
     except Exception:  # not a pipeline this reads: the full load will (or will refuse it)
         return None
-    pipeline.steps = [("encode", encoder), ("classify", LightForest(forest))]
-    return pipeline
+    return None
+
+
+def _rules_answer(pipeline: LightPipeline) -> bool:
+    """Whether the pipeline is a rule model whose numpy engine answers check records with
+    probabilities of the labels A..G."""
+    found = rule_engine(pipeline)
+    if found is None or [str(c) for c in pipeline.classes_] != list(LABELS):
+        return False
+    columns, floats, *_ = columns_of(check_records(pipeline, CHECK_ROWS))
+    proba = found[1]({**columns, **floats})
+    return proba.shape == (CHECK_ROWS, len(LABELS)) and bool(np.isfinite(proba).all())
 
 
 def _forest_problem(forest: Any) -> str | None:

@@ -20,6 +20,7 @@ import numpy as np
 
 from core.data.schema import LABELS
 from core.modeling import scales
+from core.modeling.rule_state import MIN_CONFIDENCE, RuleState, ScaleMixtureState, SectorScaleState
 from core.serving.records import fields_frame, frame_columns, snake_case_record
 
 log = logging.getLogger(__name__)
@@ -36,12 +37,12 @@ def rule_engine(pipeline) -> tuple[str, ColumnsEngine] | None:
     if len(steps) != 2 or not hasattr(steps[0][1], "fields_"):
         return None
     fields, classifier = steps[0][1].fields_, steps[1][1]
-    kind = type(classifier).__name__
-    if kind == "ScaleMixtureClassifier":
+    # The sklearn classifiers and the quick start's states (core.serving.light_reader) alike.
+    if isinstance(classifier, ScaleMixtureState):
         return "numpy-scale-mixture", _ScaleMixture(classifier, fields)
-    if kind == "SectorScaleClassifier":
+    if isinstance(classifier, SectorScaleState):
         return "numpy-sector-scale", _SectorScale(classifier, fields)
-    if kind == "RuleClassifier":
+    if isinstance(classifier, RuleState):
         return "numpy-rules", _Rules(classifier, fields)
     return None
 
@@ -90,8 +91,6 @@ class _SectorScale:
         self.classifier, self.fields = classifier, fields
 
     def __call__(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        from core.modeling.rules import MIN_CONFIDENCE  # loaded with the pipeline
-
         model = self.classifier
         sectors, consumption = _inputs(columns, self.fields)
         distinct, rows = _distinct(sectors)

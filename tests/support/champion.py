@@ -59,6 +59,13 @@ def input_example(pipeline: Pipeline, rows: int = 3) -> dict:
     """A few records in MLflow's pandas "split" format, as `input_example.json` holds them;
     the last one all missing, so a signature inferred from it has every field optional."""
     encoder = pipeline.named_steps["encode"]
+    if not hasattr(encoder, "fields"):  # a rule model's RecordFrame: its sectors, consumptions
+        sectors = encoder.known_values_["secteur_activite"]
+        data = [
+            [sectors[i % len(sectors)], 100.0 * (1 + i)][: len(encoder.fields_)]
+            for i in range(rows)
+        ]
+        return {"columns": list(encoder.fields_), "data": [*data, [None] * len(encoder.fields_)]}
     columns = list(encoder.fields)
     data = []
     for i in range(rows):

@@ -425,6 +425,7 @@ def test_an_unreachable_server_is_a_one_line_error(home):
 
 @pytest.mark.real_data
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # three trainings on the real sample, one with its back-test
 def test_on_the_real_sample_the_default_family_beats_the_rules_on_later_records(
     tmp_path, sample_csv
 ):
@@ -437,9 +438,9 @@ def test_on_the_real_sample_the_default_family_beats_the_rules_on_later_records(
     assert metrics["macro_f1"] > metrics["baseline_rules_macro_f1"] + 0.05
     assert metrics["accuracy"] > metrics["baseline_rules_accuracy"] + 0.05
     assert metrics["beats_baseline"] == 1.0 and metrics["monotonicity_violations"] == 0
-    tested = backtest(settings, "with-consumption", DEFAULT_MODELS["with-consumption"])
-    assert tested.mean_macro_f1 > tested.rules_mean_macro_f1 + 0.03
-    assert tested.mean_accuracy > tested.rules_mean_accuracy + 0.03
+    # The back-test the training ran (its windows, the rules on the same windows).
+    assert metrics["backtest_macro_f1"] > metrics["backtest_rules_macro_f1"] + 0.03
+    assert metrics["backtest_accuracy"] > metrics["backtest_rules_accuracy"] + 0.03
     # The learned scale model beats the rules on later records too, and stays monotone.
     scale = fast_train(settings, "scale", params={})["metrics"]
     assert scale["macro_f1"] > scale["baseline_rules_macro_f1"]
