@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from fastapi import HTTPException, status
 
 MB = 2**20
+# Every byte but a quote and the three characters JsonShape counts.
+_NOT_COUNTED = bytes(set(range(256)) - set(b'"{[:'))
 
 
 class JsonShape:
@@ -21,7 +23,11 @@ class JsonShape:
 
     Escaped backslashes and quotes are dropped first; the quotes left then open and close
     strings in turn, so splitting on them leaves the text outside strings every other part.
-    Exact for valid JSON (invalid JSON is refused by the parser anyway).
+    Before splitting, all but quotes and the three characters counted are dropped, then every
+    pair of adjacent quotes (an empty string, or one string's end and the next one's start):
+    what is left to split is one part per string holding `{`, `[` or `:` (a few), not one
+    per string (tens of thousands in 1,000 records). Exact for valid JSON (invalid JSON is
+    refused by the parser anyway).
     """
 
     def __init__(self) -> None:
@@ -36,6 +42,8 @@ class JsonShape:
         self._carry = b"\\" if (len(data) - len(text)) % 2 else b""
         if b"\\" in text:
             text = text.replace(b"\\\\", b"").replace(b'\\"', b"")
+        # Dropping two adjacent quotes leaves every other character on its side of a string.
+        text = text.translate(None, _NOT_COUNTED).replace(b'""', b"")
         parts = text.split(b'"')
         outside = b"".join(parts[1::2] if self._in_string else parts[0::2])
         if len(parts) % 2 == 0:  # an odd number of quotes: the piece ends across a string edge

@@ -5,11 +5,18 @@ or `"12"` in a number field is a 422 naming the field): bounds and categories ar
 model's to judge, so a well-formed record it cannot take is answered in a 200 with its error
 rather than rejected with a 422 (`core.serving.champion` validates). Keys that are no record field
 are passed on, for the prediction to warn about them.
+
+Speed: a request's records are taken as they are when each is an object (`PredictRequest`
+checks the envelope only); `api.routers.predict` then reads them as columns, whose value
+types tell at once whether any record breaks its `Record` type, and only then validates
+them in full (`validate_records`), for the same 422 as ever. Validating 1,000 records one
+by one here took a fifth of a 1,000-record request.
 """
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, TypeAdapter, WrapValidator
 from typing_extensions import TypedDict
 
 from api.errors import STATUS_CODES
@@ -31,6 +38,16 @@ RECORD_EXAMPLE: dict[str, Any] = {
 }
 PROBABILITIES_EXAMPLE: dict[str, Any] = dict(
     zip(LABELS, (0.0, 0.05, 0.8, 0.1, 0.05, 0.0, 0.0), strict=True)
+)
+
+
+# What a Record's `str_strip_whitespace` strips off text: Unicode White_Space (pydantic-core
+# trims as Rust does), which is str.strip()'s white space but \x1c-\x1f. Records taken as
+# given (see the module's doc) have their text stripped of it when read as columns.
+STRIPPED = (
+    "\t\n\v\f\r \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
 )
 
 
@@ -63,8 +80,17 @@ Record.__pydantic_config__ = ConfigDict(  # type: ignore[attr-defined]
 )
 
 
+def _objects_as_given(records: Any, validate: Callable[[Any], list]) -> Any:
+    """Records that are all objects, as they are (see the module's doc); else in full."""
+    if type(records) is list and records and all(type(r) is dict for r in records):
+        return records
+    return validate(records)
+
+
 class PredictRequest(BaseModel):
-    records: list[Record] = Field(min_length=1, description="1 to DPE_MAX_BATCH_ROWS records")
+    records: Annotated[list[Record], WrapValidator(_objects_as_given)] = Field(
+        min_length=1, description="1 to DPE_MAX_BATCH_ROWS records"
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -73,6 +99,15 @@ class PredictRequest(BaseModel):
             ]
         }
     )
+
+
+_RECORDS = TypeAdapter(list[Record])
+
+
+def validate_records(records: Sequence[Mapping]) -> list[Record]:
+    """Records validated field by field against `Record` (ValidationError naming each
+    problem by the record's index and its field)."""
+    return _RECORDS.validate_python(records)
 
 
 class RecordProblem(BaseModel):

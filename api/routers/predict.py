@@ -4,26 +4,36 @@ per record, whatever the route (core.serving.champion, core.serving.batch)."""
 import json
 import re
 import shutil
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, Response
 from fastapi.routing import APIRoute
+from pydantic import ValidationError
 from starlette.background import BackgroundTask
 
 from api.auth import check_predict_token, client_identity
 from api.deps import ChampionDep, SettingsDep, count_refusal
 from api.json_limits import read_limited
 from api.logs import REQUEST_ID
-from api.schemas import PredictRequest, PredictResponse, Problem
+from api.schemas import (
+    STRIPPED,
+    PredictRequest,
+    PredictResponse,
+    Problem,
+    validate_records,
+)
 from core import tempfiles
 from core.config import Settings
 from core.errors import DpeError
 from core.serving import batch
-from core.serving.champion import SMALL_BATCH
+from core.serving.champion import SMALL_BATCH, Champion, Prediction
+from core.serving.records import read_records
 
 # Up to this size, a body of up to SMALL_BATCH records is predicted on the event loop.
 INLINE_BODY_BYTES = 64 * 2**10
@@ -154,9 +164,7 @@ async def predict(
     `error` naming the field, and its problems in `errors` (`{"field", "code", "message"}`),
     in a 200."""
     who = {"client": client_identity(request, settings), "request_id": REQUEST_ID.get()}
-    predict = partial(
-        champion.predict, body.records, source="api", max_keys=settings.max_record_keys, **who
-    )
+    predict = partial(_predictions, champion, body.records, settings.max_record_keys, who)
     if len(body.records) <= SMALL_BATCH and len(await request.body()) <= INLINE_BODY_BYTES:
         # A few records take well under a millisecond: inline beats a hop to a thread.
         predictions = predict()
@@ -171,6 +179,28 @@ async def predict(
         "predictions": predictions,
     }
     return Response(orjson.dumps(content), media_type="application/json")
+
+
+def _predictions(
+    champion: Champion, records: Sequence[Mapping], max_keys: int, who: dict
+) -> list[Prediction]:
+    """`champion.predict(records)`, the records read as columns here: their value types tell
+    at once if any breaks the `Record` schema (api.schemas), which then names the problems."""
+    columns = read_records(records, blanks=STRIPPED)  # text stripped as the schema strips it
+    if columns.typed:
+        return champion.predict(records, "api", max_keys=max_keys, columns=columns, **who)
+    return champion.predict(_validated(records), "api", max_keys=max_keys, **who)
+
+
+def _validated(records: Sequence[Mapping]) -> Sequence[Mapping]:
+    """`records` validated in full: RequestValidationError (422) as FastAPI raises it."""
+    try:
+        return validate_records(records)
+    except ValidationError as error:
+        errors = error.errors(include_url=False)
+        raise RequestValidationError(
+            [{**e, "loc": ("body", "records", *e["loc"])} for e in errors]
+        ) from None
 
 
 @router.post(

@@ -186,7 +186,7 @@ def _rules_answer(pipeline: LightPipeline) -> bool:
     found = rule_engine(pipeline)
     if found is None or [str(c) for c in pipeline.classes_] != list(LABELS):
         return False
-    columns, floats, _ = columns_of(check_records(pipeline, CHECK_ROWS))
+    columns, floats, *_ = columns_of(check_records(pipeline, CHECK_ROWS))
     proba = found[1]({**columns, **floats})
     return proba.shape == (CHECK_ROWS, len(LABELS)) and bool(np.isfinite(proba).all())
 

@@ -6,12 +6,18 @@ from __future__ import annotations
 import difflib
 import functools
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from core.data.schema import OFFICIAL_TO_SNAKE, RECORD_FIELDS
-from core.data.validation import Problem, RowErrors, RowWarnings, parse_numbers, trimmed
+from core.data.validation import (
+    BLANKS,
+    Problem,
+    RowErrors,
+    RowWarnings,
+    parse_numbers,
+)
 from core.modeling.encoding import FieldEncoding
 
 if TYPE_CHECKING:
@@ -32,17 +38,33 @@ _SORTED_KEYS = sorted(_KNOWN_KEYS)
 MAX_NAMED_KEYS = 10  # unknown keys a record's message names; the others are counted
 MAX_SHOWN_KEY = 64  # characters of an unknown key a message shows (field names: 33 at most)
 _NUMBER_TYPES = frozenset({float, int, type(None)})
-_TEXT_TYPES = frozenset({str, type(None)})
+TEXT_TYPES = frozenset({str, type(None)})  # what JSON text values are: text or null
 
 
-def columns_of(
-    records: Sequence[Mapping],
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Each record field as an object array: text stripped; blank text, None, NaN and NA are
-    missing (None), as an empty CSV cell is. Also, per number field, its floats (NaN when
-    missing or not a number) and where a value is not a number. Columns holding only what
-    JSON gives (numbers, text, null) take a fast path; any other value the general one."""
+class RecordColumns(NamedTuple):
+    """Records as columns (`read_records`)."""
+
+    values: dict[str, np.ndarray]  # each field as given, text stripped, None where missing
+    floats: dict[str, np.ndarray]  # per number field: NaN where missing or not a number
+    not_numbers: dict[str, np.ndarray]  # per number field: where a value is not a number
+    # Every value None, text, or in a number field an int or float (not true/false): the
+    # types JSON records must have (api.schemas.Record); when False, some value has another.
+    typed: bool
+
+
+def read_records(records: Sequence[Mapping], blanks: str = BLANKS) -> RecordColumns:
+    """`columns_of` records with snake_case or official ADEME names."""
+    return columns_of([snake_case_record(record) for record in records], blanks)
+
+
+def columns_of(records: Sequence[Mapping], blanks: str = BLANKS) -> RecordColumns:
+    """Each record field as an object array: text stripped of `blanks`; blank text, None,
+    NaN and NA are missing (None), as an empty CSV cell is. Also, per number field, its
+    floats (NaN when missing or not a number) and where a value is not a number. Columns
+    holding only what JSON gives (numbers, text, null) take a fast path; any other value
+    the general one."""
     columns, floats, not_numbers = {}, {}, {}
+    typed = True
     for name, spec in RECORD_FIELDS.items():
         raw = [record.get(name) for record in records]
         types = set(map(type, raw))
@@ -55,17 +77,18 @@ def columns_of(
             columns[name], floats[name] = values, numbers
             not_numbers[name] = np.zeros(len(raw), dtype=bool)
             continue
-        if types <= _TEXT_TYPES:
-            values[:] = [trimmed(v) for v in raw]  # as clean() reads a CSV cell
+        typed = typed and not number and types <= TEXT_TYPES
+        if types <= TEXT_TYPES:  # as clean() reads a CSV cell (validation.trimmed, inlined)
+            values[:] = [v if v is None else v.strip(blanks) or None for v in raw]
         else:
-            values[:] = [trimmed(v) for v in raw]
+            values[:] = [v.strip(blanks) or None if isinstance(v, str) else v for v in raw]
             import pandas as pd  # values JSON does not give: not at API start
 
             values[pd.isna(values)] = None
         columns[name] = values
         if number:
             floats[name], not_numbers[name] = parse_numbers(values)
-    return columns, floats, not_numbers
+    return RecordColumns(columns, floats, not_numbers, typed)
 
 
 def check_keys(
@@ -78,6 +101,9 @@ def check_keys(
     closest fields); a record whose keys are all unknown is an error: nothing of it would
     reach the model. So is one with more than `max_keys` keys, whose keys are not looked at
     (what naming keys costs must not grow with what a client sends)."""
+    too_many = max_keys is not None and max(map(len, records), default=0) > max_keys
+    if not too_many and _KNOWN_KEYS.issuperset(set().union(*records)):
+        return  # the usual batch: nothing to say, found without a loop over its records
     for row, record in enumerate(records):
         if max_keys is not None and len(record) > max_keys:
             message = (

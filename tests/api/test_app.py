@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.auth import FAILURE_WINDOW_S, FailedAttempts
 from api.main import create_app
+from api.schemas import STRIPPED, validate_records
 from api.state import ServingState
 from core.config import DEFAULT_API_TOKEN
 from core.errors import DpeError
@@ -51,6 +52,47 @@ def test_text_or_a_boolean_in_a_number_field_is_a_422_naming_it(client, value):
     body = response.json()
     assert body["errors"][0]["loc"] == ["body", "records", 0, "surface_utile"]
     assert body["detail"].startswith("records.0.surface_utile: Input should be a valid number")
+
+
+@pytest.fixture
+def roomy(settings, pipelines):
+    """The API with its default limits (10,000 records a request)."""
+    publish_champion(settings, pipelines["1"], 1)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        wait_until(lambda: client.get("/health").status_code == 200, what="champion loaded")
+        yield client
+
+
+def test_a_wrong_type_deep_in_a_large_batch_is_a_422_naming_each(roomy, records):
+    batch = [records[row % len(records)] for row in range(200)]
+    batch[150] = {**batch[150], "surface_utile": "850"}
+    batch[170] = {**batch[170], "secteur_activite": 3}
+    response = roomy.post("/predict", json={"records": batch})
+    assert response.status_code == 422
+    assert [error["loc"] for error in response.json()["errors"]] == [
+        ["body", "records", 150, "surface_utile"],
+        ["body", "records", 170, "secteur_activite"],
+    ]
+
+
+def test_text_loses_the_white_space_the_schema_strips(roomy):
+    sector = "W : Administrations, banques, bureaux"
+    padded = [f"\u00a0{sector}\u3000", sector, f"\x1c{sector}"]  # \x1c: not Unicode White_Space
+    records = [{"secteur_activite": text, "surface_utile": 850} for text in padded * 40]
+    predictions = roomy.post("/predict", json={"records": records}).json()["predictions"]
+    assert predictions[0] == predictions[1] and predictions[1]["warnings"] == []
+    assert "never saw" in predictions[2]["warnings"][0]
+    assert predictions[:3] * 40 == predictions
+
+
+def test_stripped_is_what_the_record_schema_strips():
+    # Every white space code point is below U+3001.
+    stripped = {
+        char
+        for char in map(chr, range(0x3001))
+        if validate_records([{"secteur_activite": f"{char}x"}])[0]["secteur_activite"] == "x"
+    }
+    assert stripped == set(STRIPPED)
 
 
 def test_a_lone_surrogate_is_a_422_not_a_500(client):
