@@ -1,14 +1,17 @@
 """A rough duration of a training run, said before it starts (the Train page).
 
 Measured on the ADEME sample (1,653 labelled records) as the workbench runs a training: the
-first of its process (the CV worker processes start with it, a few seconds each), logged to
-an MLflow server as `make run` starts one. Per family, in CPU seconds: a run's own part (data,
-one fit on the training part, evaluation, MLflow logging: `RUN_SECONDS`), one CV fold's fit
-(`FOLD_SECONDS`) and the workers' start (`WORKER_START_SECONDS`). On an idle 2-core machine a
-run takes its own part plus the search's part shared by N_JOBS workers; a busy machine (load
-average above its cores) stretches that, and the page says how much. Costs grow about
-linearly with the labelled rows. The previous figures (one fit per fold, no worker start, a
-1.5 s fixed part) were 2 to 4 times low (issue 23).
+first of its process (the CV worker processes start with it), logged to an MLflow server as
+`make run` starts one (`bench/bench_train_estimate.py`). Per family, in CPU seconds: a run's own
+part (data, the fit on the training part, the label sets' calibration, evaluation, the
+back-test's refits over its windows, MLflow logging: `RUN_SECONDS`, the mean of its runs
+without and with a search, whose best candidate may fit faster or slower than the defaults),
+one CV fold's fit (`FOLD_SECONDS`) and the workers' start (`WORKER_START_SECONDS`). On an idle
+2-core machine a run takes its own part plus the search's part shared by N_JOBS workers; a
+busy machine (load average above its cores) stretches that, and the page says how much. Costs
+grow about linearly with the labelled rows. Refitted on 2026-12-08 (load 1–2), once every
+training also back-tested itself and bytecode was compiled at install (the workers' start fell
+from 11.8 s to under 3 s).
 """
 
 import math
@@ -20,25 +23,22 @@ from core.modeling.models import RANDOM_CANDIDATES, search_space
 from core.modeling.search import N_JOBS
 
 REFERENCE_ROWS = 1_650
-# With the consumption a learned family's run also checks its monotonicity (each test
-# building predicted at 300 consumptions): about twice the work. `scale` was not measured
-# (a 100-tree forest and the scales): taken as rf's.
 RUN_SECONDS = {
-    "building-only": {"rules": 2.9, "logreg": 3.0, "rf": 7.0, "hgb": 8.6},
+    "building-only": {"rules": 2.1, "logreg": 2.6, "rf": 11.8, "hgb": 21.5},
     "with-consumption": {
-        "rules": 3.6,
-        "sector-scale": 2.8,
-        "logreg": 5.8,
-        "rf": 13.7,
-        "hgb": 22.4,
-        "scale": 13.7,
+        "rules": 3.0,
+        "sector-scale": 2.5,
+        "logreg": 3.9,
+        "rf": 11.1,
+        "hgb": 29.6,
+        "scale": 7.7,
     },
 }
 FOLD_SECONDS = {
-    "building-only": {"logreg": 0.05, "rf": 1.0, "hgb": 2.1},
-    "with-consumption": {"logreg": 0.4, "rf": 1.3, "hgb": 3.7, "scale": 1.3},
+    "building-only": {"logreg": 0.02, "rf": 0.53, "hgb": 1.19},
+    "with-consumption": {"logreg": 0.04, "rf": 0.44, "hgb": 1.5, "scale": 0.35},
 }
-WORKER_START_SECONDS = 11.8  # the N_JOBS worker processes importing sklearn, pandas, core
+WORKER_START_SECONDS = 2.8  # the N_JOBS worker processes importing sklearn, pandas, core
 BUSY_FACTOR = 1.5  # a load this many times the cores: the page warns of a longer run
 
 
