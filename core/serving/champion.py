@@ -156,14 +156,7 @@ def serving_champions(
     skops_file = manifest.model_file.endswith(".skops")  # a legacy pickle is read in full
     light = read_light(files[manifest.model_file]) if skops_file else None
     if light is not None:
-        yield Champion(
-            manifest,
-            light,
-            example=_input_example(files, manifest),
-            sink=sink,
-            calibration=_calibration(files, manifest),
-            coverage=coverage,
-        )
+        yield _champion(manifest, files, light, sink, coverage)
     champion = _loaded(manifest, files, sink, coverage)
     if light is None:
         yield champion
@@ -183,6 +176,17 @@ def _loaded(
             manifest.model_version,
             manifest.model_file,
         )
+    return _champion(manifest, files, pipeline, sink, coverage)
+
+
+def _champion(
+    manifest: Manifest,
+    files: dict[str, bytes],
+    pipeline,
+    sink: PredictionSink | None,
+    coverage: float,
+) -> Champion:
+    """`pipeline` as the champion, with the input example and calibration shipped beside it."""
     return Champion(
         manifest,
         pipeline,
