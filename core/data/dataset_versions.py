@@ -45,6 +45,8 @@ def record_version(con, settings: Settings, source: str) -> tuple[str, str]:
 
     The version hashes the sorted row digests, so it does not depend on row order nor on
     the source's format: the same records from a CSV or from API pages give the same one.
+    The snapshot holds them in key order, whatever order `dpe` has them in (a first ingest
+    inserts without one): a version's rows, and so the splits trained on them, are one.
     """
     query = "SELECT md5(string_agg(CAST(row_hash AS VARCHAR), ',' ORDER BY row_hash)) FROM dpe"
     version = con.execute(query).fetchone()[0][:16]
@@ -55,7 +57,7 @@ def record_version(con, settings: Settings, source: str) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(prefix=SNAPSHOT_TMP_PREFIX, dir=settings.home) as tmp:
             local = Path(tmp) / "snapshot.parquet"
             con.execute(f"""
-                COPY (SELECT * EXCLUDE (row_hash) FROM dpe)
+                COPY (SELECT * EXCLUDE (row_hash) FROM dpe ORDER BY n_dpe)
                 TO {literal(str(local))} (FORMAT parquet)
             """)
             # Named before it is written: if the ingest dies before its commit, the next

@@ -146,6 +146,8 @@ def _stage_into_raw(con, source: _Source, limit: int | None) -> dict:
     source parsed once: the steps after read raw_dpe, which is faster than parsing the file
     again), then those without a key or repeated set aside as `_stage` does."""
     key = quote(ID_COLUMN)
+    if limit is None:  # the whole source: rows in any order, so each step uses every core
+        _keep_row_order(con, False)
     [(total,)] = con.execute(f"INSERT INTO raw_dpe BY NAME {_records(source, limit)}").fetchall()
     without_id, distinct = con.execute(
         f"SELECT count(*) - count({key}), count(DISTINCT {key}) FROM raw_dpe"
@@ -155,8 +157,20 @@ def _stage_into_raw(con, source: _Source, limit: int | None) -> dict:
         con.execute(f"DELETE FROM raw_dpe WHERE {key} IS NULL")
     duplicates = total - without_id - distinct
     if duplicates:
+        if limit is None:  # which came last needs the source's order: read again, in order
+            con.execute("DELETE FROM raw_dpe")
+            _keep_row_order(con, True)
+            con.execute(f"INSERT INTO raw_dpe BY NAME {_records(source, limit)}")
+            con.execute(f"DELETE FROM raw_dpe WHERE {key} IS NULL")
         _keep_last(con, "raw_dpe")
     return {"rows": distinct, "duplicates": duplicates, "without_id": without_id}
+
+
+def _keep_row_order(con, keep: bool) -> None:
+    """Whether DuckDB keeps rows in the order read. Within the ingest's memory limit, an
+    insert or a COPY that keeps it runs on one core; rowids follow the source's order only
+    when it does. The snapshot is written in key order either way (`record_version`)."""
+    con.execute(f"SET preserve_insertion_order = {str(keep).lower()}")
 
 
 def _changes(con, incoming: str, dpe: str = "dpe") -> Changes:

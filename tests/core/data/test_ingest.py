@@ -295,6 +295,30 @@ def test_duplicates_keep_the_last_occurrence(settings, tmp_path):
     ]
 
 
+def test_a_file_read_by_several_threads_keeps_the_last_occurrence_and_a_key_order(
+    settings, tmp_path
+):
+    """A first ingest reads a whole file without keeping its row order (on every core):
+    a repeated N°DPE still keeps the record that came last, and the snapshot is written in
+    key order (the file's is the reverse). The file is larger than DuckDB's 32 MB read
+    buffer, so several threads read it."""
+    rows = 60_000
+    path = tmp_path / "large.csv"
+    with path.open("w", encoding="utf-8") as out:
+        out.write("N°DPE,Etiquette_DPE,Adresse_brute\n")
+        out.write(f"D00000,G,{'x' * 600}\n")  # the last record's key, first seen
+        for number in reversed(range(rows)):
+            out.write(f"D{number:05},{'ABCDEFG'[number % 7]},{'y' * 600}\n")
+    assert path.stat().st_size > 32 * 2**20
+    result = ingest(settings, path)
+    assert (result["rows"], result["duplicates"]) == (rows, 1)
+    query = "SELECT etiquette_dpe, adresse_brute FROM dpe WHERE n_dpe = 'D00000'"
+    [(label, address)] = table(settings, query)
+    assert (label, address[0]) == ("A", "y")
+    _, frame = warehouse.load_dataset(settings)
+    assert frame["n_dpe"].is_monotonic_increasing and len(frame) == rows
+
+
 def test_reingest_adds_nothing_then_upserts_changes(settings, tmp_path, sample_csv_file):
     first = ingest(settings, sample_csv_file)
     again = ingest(settings, sample_csv_file)
