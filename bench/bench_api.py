@@ -54,7 +54,7 @@ MODELS = {"rf": "300-tree RandomForest", "sector-scale": "sector-scale (the defa
 CONCURRENCY = 8
 SINGLE_PER_ROUND = 60  # one-record requests per server and round
 CONCURRENT_PER_ROUND = 80  # requests per server and round, CONCURRENCY at a time
-THOUSAND_PER_ROUND = 3  # 1,000-record requests per server and round
+THOUSAND_PER_ROUND = 10  # 1,000-record requests per server and round
 WARMUP = 20
 
 

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from operator import methodcaller
 
 import numpy as np
 import pandas as pd
@@ -192,13 +193,44 @@ class PredictionLogger:
             log.exception("could not compact the prediction log")
 
 
+BULK_ROWS = 64  # an entry this large, its records as arrays, is converted array by array
+
+
 def log_table(entries: list) -> pa.Table:
     """Queued (records, results, model_version, source, time, client, request_id) entries as
-    one Arrow table.
+    one Arrow table, in order.
 
     Built from plain lists, not a DataFrame per entry: the API logs one record per request,
-    and per-entry pandas overhead would let the queue outgrow the writer.
+    and per-entry pandas overhead would let the queue outgrow the writer. A large entry whose
+    records are arrays (a batch from the API or the CLI) is converted array by array instead:
+    this runs beside the requests, in the same interpreter, and value by value it would hold
+    it ~3 ms per 1,000 records.
     """
+    tables, rows = [], []
+    for entry in entries:
+        if _is_bulk(entry):
+            if rows:
+                tables.append(_rows_table(rows))
+                rows = []
+            tables.append(_bulk_table(entry))
+        else:
+            rows.append(entry)
+    if rows or not tables:
+        tables.append(_rows_table(rows))
+    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+
+
+def _is_bulk(entry: tuple) -> bool:
+    records, results = entry[:2]
+    return (
+        len(results) >= BULK_ROWS
+        and isinstance(records, Mapping)
+        and all(isinstance(values, np.ndarray) for values in records.values())
+    )
+
+
+def _rows_table(entries: list) -> pa.Table:
+    """`log_table` of entries taken value by value."""
     columns: dict[str, list] = {name: [] for name in LOG_SCHEMA.names}
     for records, results, model_version, source, logged_at, client, request_id in entries:
         count = len(results)
@@ -216,6 +248,58 @@ def log_table(entries: list) -> pa.Table:
         for name, values in _record_columns(records, count).items():
             columns[name] += values
     return pa.Table.from_pydict(columns, schema=LOG_SCHEMA)
+
+
+def _bulk_table(entry: tuple) -> pa.Table:
+    """`log_table` of one entry whose records are arrays: each column in one conversion,
+    NaN as null (what `_rows_table` makes of it); values of other types as it takes them."""
+    records, results, model_version, source, logged_at, client, request_id = entry
+    count = len(results)
+    by_label = [result.get("probabilities") or {} for result in results]
+    version = None if model_version is None else str(model_version)
+    # The values the entry's rows share, each repeated in one call (not a list of datetimes).
+    shared = {"time": logged_at, "source": source, "client": client, "request_id": request_id}
+    columns: dict = {
+        name: pa.repeat(pa.scalar(value, LOG_SCHEMA.field(name).type), count)
+        for name, value in {**shared, "model_version": version}.items()
+    }
+    columns |= {
+        "label": [result.get("label") for result in results],
+        "error": [result.get("error") for result in results],
+    }
+    for label, column in zip(LABELS, PROBA_COLUMNS, strict=True):
+        columns[column] = _floats(list(map(methodcaller("get", label), by_label)))
+    for name, spec in RECORD_FIELDS.items():
+        values = records.get(name)
+        if values is None:
+            columns[name] = [None] * count
+        elif spec.kind == "category":
+            columns[name] = _texts(values)
+        else:
+            columns[name] = values if values.dtype == np.float64 else _floats(values.tolist())
+    arrays = [
+        values if isinstance(values, pa.Array) else pa.array(values, field.type, from_pandas=True)
+        for values, field in zip(map(columns.get, LOG_SCHEMA.names), LOG_SCHEMA, strict=True)
+    ]
+    return pa.Table.from_arrays(arrays, schema=LOG_SCHEMA)
+
+
+def _floats(values: list) -> list:
+    """Floats and None as they are (NaN is made null); other values as `_number` reads them."""
+    if set(map(type, values)) <= _FLOATS_OR_NONE:
+        return values
+    return [_number(value) for value in values]
+
+
+def _texts(values: np.ndarray):
+    """Text and None as they are; other values as `_text` reads them."""
+    if set(map(type, values)) <= _TEXT_OR_NONE:
+        return values
+    return [_text(value) for value in values.tolist()]
+
+
+_FLOATS_OR_NONE = frozenset({float, type(None)})
+_TEXT_OR_NONE = frozenset({str, type(None)})
 
 
 def _record_columns(records, count: int) -> dict[str, list]:

@@ -71,6 +71,52 @@ def test_log_takes_a_dataframe_and_rejects_an_unknown_source(settings):
     assert logged["secteur_activite"].isna().tolist() == [False, True]
 
 
+def test_a_batch_as_columns_is_logged_as_its_records_one_by_one():
+    """A large entry whose records are arrays (the API's batches) is converted array by
+    array: the same rows, in the same order, as the same records given as dicts, around
+    single-record entries, with missing fields, NaN, numbers in a category field, text
+    in a number field and rows without probabilities."""
+    rows = prediction_log.BULK_ROWS + 36
+    rng = np.random.default_rng(0)
+    records = [
+        {
+            "secteur_activite": ["M : Magasins de vente", None, 7, "  W  "][i % 4],
+            "surface_utile": [250.0, None, float("nan"), 12, "12.5", "abc"][i % 6],
+            "annee_construction": 1990 + i,
+        }
+        for i in range(rows)
+    ]
+    shares = rng.random((rows, 7)).tolist()
+    results = [
+        {"label": None, "probabilities": None, "error": "bad"}
+        if i % 9 == 0
+        else {"label": "C", "probabilities": dict(zip("ABCDEFG", shares[i], strict=True))}
+        for i in range(rows)
+    ]
+    results[1]["probabilities"]["B"] = float("nan")
+    columns = {
+        name: np.array([record.get(name) for record in records], dtype=object)
+        for name in ("secteur_activite", "surface_utile")
+    }
+    columns["annee_construction"] = np.array([r["annee_construction"] for r in records], float)
+    moment = datetime.now(UTC)
+    single = ([RECORD], [RESULT], "3", "api", moment, None, None)
+
+    def entries(batch):
+        return [single, (batch, results, 4, "api", moment, "host:a", "r1"), single]
+
+    as_columns = prediction_log.log_table(entries(columns))
+    as_dicts = prediction_log.log_table(entries(records))
+    assert prediction_log._is_bulk(entries(columns)[1])
+    assert as_columns.equals(as_dicts)
+    frame = as_columns.to_pandas()
+    assert len(frame) == rows + 2 and frame["client"].iloc[1] == "host:a"
+    logged = frame["surface_utile"].iloc[1:7].tolist()  # text that is a number is read
+    assert logged[0] == 250.0 and logged[3:5] == [12.0, 12.5]
+    assert pd.isna(logged[1]) and pd.isna(logged[2]) and pd.isna(logged[5])
+    assert frame["proba_B"].isna().sum() == frame["label"].isna().sum() + 1  # the NaN: null
+
+
 def test_writes_in_batches_of_flush_rows(settings):
     logger = PredictionLogger(settings, flush_rows=100, flush_s=60)
     log_many(logger, 250)
