@@ -96,12 +96,16 @@ def _key_type(node: dict) -> type:
     return _KEY_TYPES[node["__class__"]]
 
 
+SMALL_NPY_BYTES = 1024  # arrays up to this size are read once per distinct content
+
+
 class _SkopsReader:
     """Builds the objects of a skops schema from the node kinds a forest pipeline uses."""
 
     def __init__(self, archive: zipfile.ZipFile):
         self.archive = archive
         self.memo: dict[int, Any] = {}  # skops writes an object once, then refers to its id
+        self.small_arrays: dict[bytes, np.ndarray] = {}  # by their `.npy` bytes
 
     def read(self, node: dict) -> Any:
         known = node.get("__id__")
@@ -137,8 +141,7 @@ class _SkopsReader:
             array = np.empty(len(items), dtype=object)
             array[:] = items
             return array.reshape(self.read(node["shape"]))
-        with self.archive.open(node["file"]) as file:
-            array = np.load(io.BytesIO(file.read()), allow_pickle=False)
+        array = self._array(node["file"])
         if node["__class__"] == "ndarray":
             return array
         scalar = getattr(np, node["__class__"], None)  # a numpy scalar type (np.int64...) only
@@ -147,6 +150,18 @@ class _SkopsReader:
         ):
             raise TypeError(f"numpy.{node['__class__']} is not read without sklearn")
         return scalar(array)
+
+    def _array(self, name: str) -> np.ndarray:
+        """The archive's `.npy` entry `name`. A small one is parsed once per content, each
+        caller getting its own copy: a forest repeats every tree's classes and counts (900 of
+        a 300-tree forest's 1,500 arrays), and numpy's header parsing is most of a read."""
+        with self.archive.open(name) as file:
+            data = file.read()
+        if len(data) > SMALL_NPY_BYTES:
+            return np.load(io.BytesIO(data), allow_pickle=False)
+        if data not in self.small_arrays:
+            self.small_arrays[data] = np.load(io.BytesIO(data), allow_pickle=False)
+        return self.small_arrays[data].copy()
 
     def _ObjectNode(self, node: dict) -> Any:
         cls: Any = _LIGHT_CLASSES[node["__module__"], node["__class__"]]
