@@ -37,12 +37,18 @@ def limited(settings):
     )
 
 
-@pytest.fixture
-def client(limited, pipelines):
-    publish_champion(limited, pipelines["1"], 1)
-    with TestClient(create_app(limited), raise_server_exceptions=False) as client:
+def serving(settings, pipeline):
+    """A TestClient of the app on `settings`, once it serves `pipeline` as champion 1."""
+    publish_champion(settings, pipeline, 1)
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    with client:
         wait_until(lambda: client.get("/health").status_code == 200, what="champion loaded")
         yield client
+
+
+@pytest.fixture
+def client(limited, pipelines):
+    yield from serving(limited, pipelines["1"])
 
 
 @pytest.mark.parametrize("value", ["grand", "12", False, True])
@@ -57,10 +63,7 @@ def test_text_or_a_boolean_in_a_number_field_is_a_422_naming_it(client, value):
 @pytest.fixture
 def roomy(settings, pipelines):
     """The API with its default limits (10,000 records a request)."""
-    publish_champion(settings, pipelines["1"], 1)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        wait_until(lambda: client.get("/health").status_code == 200, what="champion loaded")
-        yield client
+    yield from serving(settings, pipelines["1"])
 
 
 def test_a_wrong_type_deep_in_a_large_batch_is_a_422_naming_each(roomy, records):

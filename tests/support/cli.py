@@ -11,6 +11,21 @@ from core.config import Settings
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def python_json(code: str, given: object = None):
+    """Run `code` in a fresh interpreter of this checkout, `given` on its stdin as JSON; the
+    JSON it prints (what a module imports is only seen from a process of its own)."""
+    completed = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps(given),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
 def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT):
     """Run `python -m core ARGS --json`; returns (exit code, parsed stdout or None, stderr)."""
     completed = subprocess.run(

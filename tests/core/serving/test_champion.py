@@ -33,7 +33,7 @@ from tests.support.champion import (
     sample_records,
     train_pipeline,
 )
-from tests.support.cli import ROOT
+from tests.support.cli import ROOT, python_json
 from tooling.synth import generate_records
 
 SECTOR = "W : Administrations, banques, bureaux"
@@ -340,16 +340,7 @@ def test_a_quick_load_reads_a_forest_without_sklearn_and_answers_the_same(
         "print(json.dumps({'light': champion.light, 'results': results, "
         "'heavy': sorted({'sklearn', 'pandas', 'scipy.stats'} & set(sys.modules))}))"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        input=json.dumps(records[:300]),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    answer = json.loads(completed.stdout)
+    answer = python_json(code, records[:300])
     assert answer["light"] and answer["heavy"] == []
     assert np.array_equal(
         probabilities(answer["results"]), probabilities(champion.predict(records[:300]))

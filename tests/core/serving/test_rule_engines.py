@@ -2,10 +2,7 @@
 exactly, and a champion serves with the engine only when it does; the quick start
 (core.serving.light_reader) serves a rule model with it before sklearn is imported."""
 
-import json
 import logging
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from core.storage import Store
 from core.tracking.champion_store import Manifest, read_manifest
 from core.tracking.model_format import load_model
 from tests.support.champion import labelled, probabilities, publish_champion
-from tests.support.cli import ROOT
+from tests.support.cli import python_json
 from tooling.synth import generate_records
 
 LEGACY = Path(__file__).resolve().parents[2] / "fixtures" / "legacy_champions"
@@ -145,16 +142,7 @@ def test_the_quick_start_of_the_default_family_imports_neither_sklearn_nor_panda
         "'heavy': sorted(HEAVY & set(sys.modules))}))"
     )
     given = records(pipeline, data[0])
-    completed = subprocess.run(
-        [sys.executable, "-c", code],
-        input=json.dumps(given),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert completed.returncode == 0, completed.stderr
-    answer = json.loads(completed.stdout)
+    answer = python_json(code, given)
     assert answer["light"] and answer["heavy"] == []
     expected = pipeline.predict_proba(fields_frame(given))
     assert np.array_equal(probabilities(answer["results"]), expected)
