@@ -153,15 +153,14 @@ def _stage_into_raw(con, source: _Source, limit: int | None) -> dict:
         f"SELECT count(*) - count({key}), count(DISTINCT {key}) FROM raw_dpe"
     ).fetchone()
     _check_counts(source, total, distinct)
+    duplicates = total - without_id - distinct
+    if duplicates and limit is None:  # which came last needs the source's order: read again
+        con.execute("DELETE FROM raw_dpe")
+        _keep_row_order(con, True)
+        con.execute(f"INSERT INTO raw_dpe BY NAME {_records(source, limit)}")
     if without_id:
         con.execute(f"DELETE FROM raw_dpe WHERE {key} IS NULL")
-    duplicates = total - without_id - distinct
     if duplicates:
-        if limit is None:  # which came last needs the source's order: read again, in order
-            con.execute("DELETE FROM raw_dpe")
-            _keep_row_order(con, True)
-            con.execute(f"INSERT INTO raw_dpe BY NAME {_records(source, limit)}")
-            con.execute(f"DELETE FROM raw_dpe WHERE {key} IS NULL")
         _keep_last(con, "raw_dpe")
     return {"rows": distinct, "duplicates": duplicates, "without_id": without_id}
 
